@@ -1,0 +1,40 @@
+"""DRF errors in the OpenAI shape, so every client of this service parses one format."""
+
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+from backends.providers.base import OpenAIError
+
+
+def _first_message(detail, path=()) -> tuple[str, str | None]:
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            return _first_message(value, (*path, str(key)))
+    if isinstance(detail, list) and detail:
+        return _first_message(detail[0], path)
+    param = ".".join(p for p in path if p != "non_field_errors") or None
+    text = str(detail)
+    return (f"{param}: {text}" if param else text), param
+
+
+def openai_shaped_exception_handler(exc, context):
+    response = exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, exceptions.ValidationError):
+        message, param = _first_message(exc.detail)
+        error = OpenAIError(response.status_code, message, param=param, code="invalid_value")
+        data = error.as_dict()
+        data["error"]["fields"] = exc.detail
+        return Response(data, status=response.status_code)
+    detail = getattr(exc, "detail", str(exc))
+    code = getattr(detail, "code", None) if not isinstance(detail, (dict, list)) else None
+    error = OpenAIError(response.status_code, str(detail), code=code)
+    return Response(error.as_dict(), status=response.status_code, headers=_auth_headers(response))
+
+
+def _auth_headers(response) -> dict:
+    if response.status_code == status.HTTP_401_UNAUTHORIZED and "WWW-Authenticate" in response:
+        return {"WWW-Authenticate": response["WWW-Authenticate"]}
+    return {}

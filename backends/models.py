@@ -1,0 +1,107 @@
+"""The system of record: upstream backends, their discovered models, and instance state."""
+
+from django.db import models
+
+from backends import crypto
+
+
+class BackendKind(models.TextChoices):
+    OPENAI_COMPATIBLE = "openai_compatible", "OpenAI-compatible"
+    ANTHROPIC = "anthropic", "Anthropic"
+    COHERE = "cohere", "Cohere"
+    OLLAMA = "ollama", "Ollama"
+
+
+class BackendSource(models.TextChoices):
+    STATIC = "static", "Static (flags or config file)"
+    API = "api", "Runtime (API or admin)"
+
+
+class HealthStatus(models.TextChoices):
+    UNKNOWN = "unknown", "Unknown"
+    HEALTHY = "healthy", "Healthy"
+    UNHEALTHY = "unhealthy", "Unhealthy"
+    AUTH_FAILED = "auth_failed", "Auth failed"
+
+
+class Backend(models.Model):
+    # Nullable ownership is reserved for organisations (a later release); today every
+    # backend is global to the installation.
+    name = models.SlugField(max_length=64, unique=True)
+    kind = models.CharField(max_length=32, choices=BackendKind.choices, default=BackendKind.OPENAI_COMPATIBLE)
+    url = models.URLField(max_length=500)
+    api_key_encrypted = models.TextField(blank=True, default="")
+    api_key_hint = models.CharField(max_length=32, blank=True, default="")
+    priority = models.PositiveIntegerField(default=100, help_text="Lower wins.")
+    enabled = models.BooleanField(default=True)
+    headers = models.JSONField(default=dict, blank=True)
+    source = models.CharField(max_length=16, choices=BackendSource.choices, default=BackendSource.API)
+
+    health_status = models.CharField(max_length=16, choices=HealthStatus.choices, default=HealthStatus.UNKNOWN)
+    latency_ms = models.FloatField(null=True, blank=True)
+    last_checked_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    next_check_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    models_refreshed_at = models.DateTimeField(null=True, blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["priority", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def api_key(self) -> str:
+        return crypto.decrypt(self.api_key_encrypted)
+
+    def set_api_key(self, raw: str) -> None:
+        self.api_key_encrypted = crypto.encrypt(raw) if raw else ""
+        self.api_key_hint = crypto.mask(raw)
+
+
+class DiscoveredModel(models.Model):
+    backend = models.ForeignKey(Backend, related_name="models", on_delete=models.CASCADE)
+    model_id = models.CharField(max_length=255)
+    # "chat" or "embedding": Cohere and Ollama list both kinds in one catalogue.
+    capability = models.CharField(max_length=16, default="chat")
+    created = models.BigIntegerField(null=True, blank=True)
+    discovered_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["backend__priority", "model_id"]
+        constraints = [models.UniqueConstraint(fields=["backend", "model_id"], name="unique_model_per_backend")]
+
+    def __str__(self) -> str:
+        return f"{self.model_id} @ {self.backend_id}"
+
+
+class GatewaySettings(models.Model):
+    """Installation-wide routing settings; a single row (pk=1)."""
+
+    default_backend = models.CharField(max_length=64, blank=True, default="")
+    health_interval_ms = models.PositiveIntegerField(default=60_000)
+    controller_url = models.CharField(max_length=500, blank=True, default="")
+    # Bumped in the same transaction as every routing-relevant write. Gateway processes
+    # poll it to know when to rebuild their in-memory snapshot.
+    routing_version = models.BigIntegerField(default=0)
+
+    class Meta:
+        verbose_name_plural = "gateway settings"
+
+    def __str__(self) -> str:
+        return "Gateway settings"
+
+
+class WorkerIdentity(models.Model):
+    """One row per instance name, so several instances can share one database."""
+
+    instance = models.CharField(max_length=64, unique=True)
+    worker_id = models.CharField(max_length=12, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.worker_id
