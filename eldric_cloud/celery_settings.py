@@ -26,6 +26,8 @@ else:
         "data_folder_in": str(BROKER_DIR),
         "data_folder_out": str(BROKER_DIR),
         "store_processed": False,
+        # Broadcast (control) messages; the transport's default is ./control in the working dir.
+        "control_folder": str(BROKER_DIR / "control"),
         # The transport polls the folder; a short interval keeps 1 s health intervals honest.
         "polling_interval": 0.2,
     }

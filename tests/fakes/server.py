@@ -88,10 +88,18 @@ class FakeProvider:
             raise RuntimeError("fake provider did not start")
         return self
 
+    async def _shutdown(self) -> None:
+        await self._runner.cleanup()
+        # Handlers still hanging (hang(), held streams) must not outlive the loop.
+        pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
     def stop(self) -> None:
         if self._loop is None:
             return
-        future = asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop)
+        future = asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop)
         with contextlib.suppress(Exception):
             future.result(5)
         self._loop.call_soon_threadsafe(self._loop.stop)
@@ -142,6 +150,8 @@ def reply_stream(
                     return response
                 if hold_before_last is not None and index == len(frames) - 1:
                     while not hold_before_last.is_set():
+                        if request.transport is None or request.transport.is_closing():
+                            raise ConnectionResetError("client went away while the last frame was held")
                         await asyncio.sleep(0.01)
                 await response.write(frame)
                 if delay:
