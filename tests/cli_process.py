@@ -93,6 +93,7 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) 
     data_dir = tempfile.mkdtemp(prefix="eldric-test-")
     return subprocess.run(
         [str(BIN / "eldric-cloudd"), *args],
+        check=False,
         env={**os.environ, "ELDRIC_DATA_DIR": data_dir, **(env or {})},
         capture_output=True,
         text=True,

@@ -7,9 +7,8 @@ import openai
 import pytest
 
 from tests.cli_process import GatewayProcess, run_cli
-from tests.e2e.services import postgres_url  # noqa: F401 - fixture
-from tests.fakes.server import openai_models, reply_bytes
 from tests.fakes import recordings
+from tests.fakes.server import openai_models, reply_bytes
 
 KEY_A = "sk-live-aaaaaaaaaaaaaaaa1111"
 KEY_B = "xai-live-bbbbbbbbbbbbbbbb2222"
@@ -131,7 +130,7 @@ def test_worker_id_and_state_survive_a_restart(providers):
         second.stop()
 
 
-def test_postgres_holds_the_state_when_database_url_points_at_it(providers, postgres_url):  # noqa: F811
+def test_postgres_holds_the_state_when_database_url_points_at_it(providers, postgres_url):
     openai_fake, xai_fake = providers
     # Instances sharing a database share the key that encrypts upstream keys.
     env = {"DATABASE_URL": postgres_url, "ELDRIC_ENCRYPTION_KEY": SHARED_FERNET_KEY}

@@ -107,7 +107,7 @@ def test_unknown_inference_path_is_404_in_the_openai_shape(routed):
 
 
 def test_random_bytes_never_produce_a_server_error(routed):
-    gateway, fake = routed
+    gateway, _ = routed
     rng = random.Random(1234)
     samples = [bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 300))) for _ in range(150)]
     samples += [json.dumps(v).encode() for v in (None, 0, True, {"model": None}, {"model": ["x"], "messages": [1]})]

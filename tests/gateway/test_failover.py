@@ -29,7 +29,7 @@ def pair(gateway, fake_provider):
 
 
 def test_refused_connection_fails_over_to_the_next_backend(pair):
-    gateway, primary, secondary = pair
+    gateway, primary, _ = pair
     primary.stop()
 
     response = ask(gateway)
@@ -107,7 +107,8 @@ def test_rate_limit_on_the_only_backend_is_returned_with_retry_after(gateway, fa
         ),
         pytest.param(
             400,
-            b'{"error": {"message": "Your request was rejected by our safety system.", "code": "content_policy_violation"}}',
+            b'{"error": {"message": "Your request was rejected by our safety system.",'
+            b' "code": "content_policy_violation"}}',
             id="content-policy",
         ),
     ],
