@@ -64,9 +64,22 @@ def _check_name(name: str, where: str) -> str:
 
 def _check_url(url: str, where: str) -> str:
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(f"{where}: url {url!r} must be an http:// or https:// URL")
+    try:
+        parts.port  # noqa: B018 - raises ValueError for "host:99999" or "host:1:2"
+    except ValueError:
+        raise ConfigError(f"{where}: url {url!r} has an invalid port") from None
     return url.rstrip("/")
+
+
+def _is_port(head: str, tail: str) -> bool:
+    """Whether ``tail`` in ``head:tail`` is the URL's port rather than an API key: digits
+    right after the host (``http://10.0.0.5:11434``), not after a path or an existing port."""
+    if not tail.isdigit():
+        return False
+    parts = urlsplit(head)
+    return not parts.path and ":" not in parts.netloc.rpartition("]")[2]
 
 
 def _key_from_env(name: str) -> str:
@@ -75,18 +88,19 @@ def _key_from_env(name: str) -> str:
 
 def parse_backend_entry(entry: str, position: int) -> BackendConfig:
     """One ``name:url:apikey`` entry. URLs hold colons, so the key is split off the end only
-    when what remains is still a URL and the tail is not a port or a path."""
-    where = f"--backends entry {position + 1} ({entry.split(':', 1)[0]!r})"
+    when what remains is still a URL and the tail is not a port or a path. ``name::`` and
+    ``name::key`` take a known provider's URL."""
     name, sep, rest = entry.strip().partition(":")
+    where = f"--backends entry {position + 1} ({name!r})"
     if not sep:
         raise ConfigError(f"{where}: expected name:url:apikey")
     _check_name(name, where)
     url, key = rest, ""
     head, colon, tail = rest.rpartition(":")
-    if colon and "://" in head and "/" not in tail and not tail.isdigit():
+    if colon and head == "":  # "name::" or "name::key"
+        url, key = "", tail
+    elif colon and "://" in head and "/" not in tail and "]" not in tail and not _is_port(head, tail):
         url, key = head, tail
-    elif colon and head == "" and tail == "":  # "name::"
-        url = ""
     preset = preset_for(name)
     if not url:
         if preset is None:

@@ -37,6 +37,18 @@ FORWARDED_HEADER_PREFIXES = (b"x-ratelimit-", b"anthropic-ratelimit-")
 FORWARDED_HEADERS = frozenset({b"x-request-id", b"request-id", b"openai-processing-ms"})
 
 _board: BreakerBoard | None = None
+# Parsed upstream URLs: there are a few per backend, and parsing one costs about 4% of a request.
+_urls: dict[str, httpx.URL] = {}
+_URL_CACHE_SIZE = 1024
+
+
+def _parsed_url(url: str) -> httpx.URL:
+    parsed = _urls.get(url)
+    if parsed is None:
+        if len(_urls) >= _URL_CACHE_SIZE:
+            _urls.clear()
+        parsed = _urls[url] = httpx.URL(url)
+    return parsed
 
 
 def board() -> BreakerBoard:
@@ -81,7 +93,9 @@ async def _open(route: BackendRoute, request: UpstreamRequest) -> httpx.Response
     http = client()
     try:
         upstream = await http.send(
-            http.build_request(request.method, request.url, headers=request.headers, content=request.content),
+            http.build_request(
+                request.method, _parsed_url(request.url), headers=request.headers, content=request.content
+            ),
             stream=True,
         )
     except httpx.HTTPError as exc:
@@ -187,7 +201,12 @@ async def forward(
             )
         else:
             if not provider.passthrough:
-                answer = getattr(provider, endpoint.translate)(payload, answer)
+                try:
+                    answer = getattr(provider, endpoint.translate)(payload, answer)
+                except ProviderError as exc:
+                    error = OpenAIError(502, f"backend {route.name}: {exc}", type="api_error", code="upstream_error")
+                    await send_error(send, error, headers)
+                    return
             await send_bytes(send, upstream.status_code, answer, headers)
         return
     if last_error is None:
@@ -224,8 +243,9 @@ async def relay_stream(receive, send, *, route, provider, payload, upstream: htt
                 return
 
     watcher = asyncio.create_task(watch_disconnect())
-    translator = None if provider.passthrough else provider.chat_stream(payload)
+    translator = provider.stream_translator(route, payload)
     tail = b""
+    upstream_error = False
     try:
         await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS + headers})
         try:
@@ -233,6 +253,8 @@ async def relay_stream(receive, send, *, route, provider, payload, upstream: htt
                 if translator is None:
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
                     tail = (tail + chunk)[-64:]
+                    # Groq and others report failures as an error event after a 200.
+                    upstream_error = upstream_error or b'"error":' in chunk
                 else:
                     for frame in translator.feed(chunk):
                         await send({"type": "http.response.body", "body": frame, "more_body": True})
@@ -253,6 +275,10 @@ async def relay_stream(receive, send, *, route, provider, payload, upstream: htt
         if translator is not None:
             for frame in translator.close():
                 await send({"type": "http.response.body", "body": frame, "more_body": True})
+        elif upstream_error and not tail.rstrip().endswith(b"[DONE]"):
+            # The upstream already sent an OpenAI-shaped error event; only the terminator is missing.
+            await send({"type": "http.response.body", "body": SSE_DONE, "more_body": False})
+            return
         elif not tail.rstrip().endswith(b"[DONE]"):
             logger.warning("backend %s ended the stream without [DONE]", route.name)
             await _end_stream_with_error(

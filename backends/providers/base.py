@@ -117,6 +117,10 @@ class Provider:
     def chat_stream(self, payload: dict) -> StreamTranslator:
         raise NotImplementedError
 
+    def stream_translator(self, route: BackendRoute, payload: dict) -> StreamTranslator | None:
+        """The translator for this stream, or None to relay the upstream bytes untouched."""
+        return None if self.passthrough else self.chat_stream(payload)
+
     # --- embeddings -----------------------------------------------------------------------
     def embeddings_request(self, route: BackendRoute, payload: dict, body: bytes) -> UpstreamRequest:
         raise ProviderError(f"{self.kind} backends do not serve embeddings")
