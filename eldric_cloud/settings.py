@@ -31,6 +31,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
     "backends",
     "gateway",
     "dashboard",
@@ -92,7 +93,38 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "backends.api_errors.openai_shaped_exception_handler",
     "UNAUTHENTICATED_USER": None,
+    # The management API: the admin token, or a staff session (CSRF on writes). See backends/api_auth.py.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "backends.api_auth.AdminTokenAuthentication",
+        "backends.api_auth.StaffSessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["backends.api_auth.IsAdmin"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "eldric-cloudd management API",
+    "DESCRIPTION": "Backends, model catalogue and audit log. Send 'Authorization: Bearer <admin token>'.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_AUTHENTICATION": [
+        "backends.api_auth.AdminTokenAuthentication",
+        "backends.api_auth.StaffSessionAuthentication",
+    ],
+    "SERVE_PERMISSIONS": ["backends.api_auth.IsAdmin"],
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "HealthStatusEnum": "backends.models.HealthStatus",
+        "BackendSourceEnum": "backends.models.BackendSource",
+        "AuditSourceEnum": "backends.models.AuditSource",
+        "AuditActionEnum": "backends.models.AuditAction",
+    },
+}
+
+# --- Management API ---------------------------------------------------------------------
+# Bearer token for /api/v1/*. When unset, the first start generates one and stores its hash
+# (rotate with `manage.py rotate_admin_token`).
+ELDRIC_ADMIN_TOKEN = env.str("ELDRIC_ADMIN_TOKEN", default="")
 
 # --- Upstream keys -------------------------------------------------------------------
 # Comma-separated Fernet keys; the first encrypts, all decrypt (rotation).
@@ -123,6 +155,8 @@ ELDRIC_DISCOVERY_INTERVAL_SECONDS = env.float("ELDRIC_DISCOVERY_INTERVAL_SECONDS
 ELDRIC_BREAKER_FAILURES = env.int("ELDRIC_BREAKER_FAILURES", default=3)
 ELDRIC_BREAKER_COOLDOWN_SECONDS = env.float("ELDRIC_BREAKER_COOLDOWN_SECONDS", default=30.0)
 ELDRIC_MAX_ATTEMPTS = env.int("ELDRIC_MAX_ATTEMPTS", default=3)
+# Anthropic requires max_tokens; used when the client sends neither max_tokens nor max_completion_tokens.
+ELDRIC_ANTHROPIC_DEFAULT_MAX_TOKENS = env.int("ELDRIC_ANTHROPIC_DEFAULT_MAX_TOKENS", default=4096)
 ELDRIC_WORKER_CONCURRENCY = env.int("ELDRIC_WORKER_CONCURRENCY", default=4)
 
 # --- Celery ---------------------------------------------------------------------------

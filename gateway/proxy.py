@@ -36,6 +36,9 @@ SSE_HEADERS = [
 FORWARDED_HEADER_PREFIXES = (b"x-ratelimit-", b"anthropic-ratelimit-")
 FORWARDED_HEADERS = frozenset({b"x-request-id", b"request-id", b"openai-processing-ms"})
 
+# 429 rate limited; 529 Anthropic overloaded.
+OVERLOADED = frozenset({429, 529})
+
 _board: BreakerBoard | None = None
 # Parsed upstream URLs: there are a few per backend, and parsing one costs about 4% of a request.
 _urls: dict[str, httpx.URL] = {}
@@ -113,10 +116,13 @@ async def _open(route: BackendRoute, request: UpstreamRequest) -> httpx.Response
     error = OpenAIError(
         error.status, redact(error.message, route.api_key), error.type, error.param, error.code, error.retry_after
     )
-    if status >= 500 or status in {429, 408}:
-        if status == 429 and error.retry_after:
+    if status in OVERLOADED:
+        # Busy, not broken: try elsewhere, and stay away as long as the provider asks.
+        if error.retry_after:
             board().block(route.name, error.retry_after)
-        raise _Retryable(error, health_failure=status >= 500)
+        raise _Retryable(error, health_failure=False)
+    if status >= 500 or status == 408:
+        raise _Retryable(error, health_failure=True)
     board().record_neutral(route.name)
     raise _Final(error)
 

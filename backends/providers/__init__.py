@@ -9,6 +9,9 @@ from backends.providers.base import Provider
 
 PROVIDERS = {
     "openai_compatible": "backends.providers.openai_compatible.OpenAICompatibleProvider",
+    "cohere": "backends.providers.cohere.CohereProvider",
+    "ollama": "backends.providers.ollama.OllamaProvider",
+    "anthropic": "backends.providers.anthropic.AnthropicProvider",
 }
 
 

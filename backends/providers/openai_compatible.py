@@ -33,11 +33,11 @@ from backends.providers.base import (
     ModelPage,
     OpenAIError,
     Provider,
-    ProviderError,
     UpstreamRequest,
     bearer_headers,
     generic_error,
 )
+from backends.providers.content import model_items
 
 GENERIC = "generic"
 # Host (or parent domain) -> flavour. Checked before the name: a host cannot lie.
@@ -259,14 +259,8 @@ class OpenAICompatibleProvider(Provider):
         return UpstreamRequest("GET", f"{route.url}/models", bearer_headers(route, content_type=False))
 
     def parse_models(self, route, body: bytes) -> ModelPage:
-        try:
-            data = json.loads(body)
-        except ValueError:
-            raise ProviderError("model list is not JSON") from None
         # Together answers with a bare array instead of {"object": "list", "data": [...]}.
-        items = data.get("data") if isinstance(data, dict) else data
-        if not isinstance(items, list):
-            raise ProviderError("model list has no 'data' array")
+        _, items = model_items(body, "data", bare_list=True)
         models = []
         for item in items:
             if isinstance(item, dict) and isinstance(item.get("id"), str) and item["id"]:

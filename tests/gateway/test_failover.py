@@ -204,3 +204,17 @@ def test_failed_half_open_trial_reopens_the_circuit(gateway, fake_provider, sett
     ask(gateway)  # skipped while open
 
     assert len(primary.received) == 2
+
+
+def test_overloaded_backend_fails_over_without_opening_its_circuit(gateway, fake_provider, settings):
+    settings.ELDRIC_BREAKER_FAILURES = 1
+    primary, secondary = fake_provider("primary"), fake_provider("secondary")
+    overloaded = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+    primary.on("POST", "/v1/chat/completions", reply_json(overloaded, status=529))
+    secondary.on("POST", "/v1/chat/completions", reply_bytes(ANSWER))
+    gateway.route((route_for(primary, priority=1), ["gpt-4o"]), (route_for(secondary, priority=2), ["gpt-4o"]))
+
+    assert ask(gateway).headers["x-eldric-backend"] == "secondary"
+    # Overload is not a fault: the next request tries the primary again.
+    primary.on("POST", "/v1/chat/completions", reply_bytes(ANSWER))
+    assert ask(gateway).headers["x-eldric-backend"] == "primary"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import random
 
 import openai
 import pytest
@@ -16,6 +15,7 @@ from tests.conftest import route_for
 from tests.fakes import cohere as fake_cohere
 from tests.fakes import recordings
 from tests.fakes.server import reply_json
+from tests.providers.streams import collect, feed_in_slices
 
 MODEL = "command-a-03-2025"
 WEATHER_TOOL = recordings.interactions("cohere", "v2_chat_tool_call")[0]["request"]["body"]["tools"]
@@ -39,34 +39,7 @@ def frames_json(frames: list[bytes]) -> list[dict]:
 def translate_stream(body: bytes, payload: dict | None = None, *, seed: int = 7) -> list[bytes]:
     """Feed the body in random slices, as the network would."""
     stream = CohereProvider().chat_stream(payload or {"model": MODEL, "stream": True})
-    rng = random.Random(seed)
-    frames, position = [], 0
-    while position < len(body):
-        size = rng.randint(1, 40)
-        frames += stream.feed(body[position : position + size])
-        position += size
-    return frames + stream.close()
-
-
-def collect(chunks) -> dict:
-    """Assemble an OpenAI SDK stream the way client code does."""
-    result = {"content": "", "reasoning": "", "tool_calls": {}, "finish": None, "usage": None, "chunks": 0}
-    for chunk in chunks:
-        result["chunks"] += 1
-        if chunk.usage is not None:
-            result["usage"] = chunk.usage
-        for choice in chunk.choices:
-            delta = choice.delta
-            result["content"] += delta.content or ""
-            result["reasoning"] += getattr(delta, "reasoning_content", None) or ""
-            for call in delta.tool_calls or []:
-                entry = result["tool_calls"].setdefault(call.index, {"id": None, "name": "", "arguments": ""})
-                entry["id"] = call.id or entry["id"]
-                if call.function is not None:
-                    entry["name"] += call.function.name or ""
-                    entry["arguments"] += call.function.arguments or ""
-            result["finish"] = choice.finish_reason or result["finish"]
-    return result
+    return feed_in_slices(stream, body, seed=seed, max_slice=40)
 
 
 @pytest.fixture

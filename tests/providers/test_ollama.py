@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import random
 
 import openai
 import pytest
@@ -16,6 +15,7 @@ from backends.providers.ollama.request import chat_body
 from tests.conftest import route_for
 from tests.fakes import ollama as fake_ollama
 from tests.fakes import recordings
+from tests.providers.streams import collect, feed_in_slices
 
 MODEL = "gemma3:1b"
 LOCAL_TOOLS = "openai_compat_stream_tools_multiturn_local"
@@ -43,31 +43,7 @@ def frames_json(frames: list[bytes]) -> list[dict]:
 def translate_stream(body: bytes, payload: dict | None = None, *, seed: int = 3) -> list[bytes]:
     """Feed NDJSON in random slices, splitting lines and UTF-8 sequences anywhere."""
     stream = OllamaProvider().chat_stream(payload or {"model": MODEL, "stream": True})
-    rng = random.Random(seed)
-    frames, position = [], 0
-    while position < len(body):
-        size = rng.randint(1, 30)
-        frames += stream.feed(body[position : position + size])
-        position += size
-    return frames + stream.close()
-
-
-def collect(chunks) -> dict:
-    result = {"content": "", "reasoning": "", "tool_calls": {}, "finish": None, "usage": None}
-    for chunk in chunks:
-        if chunk.usage is not None:
-            result["usage"] = chunk.usage
-        for choice in chunk.choices:
-            delta = choice.delta
-            result["content"] += delta.content or ""
-            result["reasoning"] += getattr(delta, "reasoning_content", None) or ""
-            for call in delta.tool_calls or []:
-                entry = result["tool_calls"].setdefault(call.index, {"id": None, "name": "", "arguments": ""})
-                entry["id"] = call.id or entry["id"]
-                entry["name"] += call.function.name or ""
-                entry["arguments"] += call.function.arguments or ""
-            result["finish"] = choice.finish_reason or result["finish"]
-    return result
+    return feed_in_slices(stream, body, seed=seed, max_slice=30)
 
 
 @pytest.fixture

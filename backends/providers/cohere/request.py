@@ -6,7 +6,8 @@ import json
 import logging
 
 from backends.providers.base import ProviderError
-from backends.providers.cohere.shapes import embedding_texts
+from backends.providers.content import flatten_text, function_tool
+from backends.providers.shapes import embedding_texts
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ def messages(items: list) -> list[dict]:
             raise ProviderError("each message must be an object")
         role = item.get("role")
         if role in ("system", "developer"):
-            text = _text(item.get("content"))
+            text = flatten_text(item.get("content"), provider="cohere")
             if text:
                 system.append(text)
         elif role == "user":
@@ -101,7 +102,7 @@ def messages(items: list) -> list[dict]:
                 {
                     "role": "tool",
                     "tool_call_id": str(item.get("tool_call_id") or ""),
-                    "content": _text(item.get("content")),
+                    "content": flatten_text(item.get("content"), provider="cohere"),
                 }
             )
         else:
@@ -113,7 +114,7 @@ def messages(items: list) -> list[dict]:
 
 def _assistant(item: dict) -> dict:
     message: dict = {"role": "assistant"}
-    text = _text(item.get("content"))
+    text = flatten_text(item.get("content"), provider="cohere")
     tool_calls = item.get("tool_calls") or []
     if tool_calls:
         message["tool_calls"] = [_tool_call(call) for call in tool_calls]
@@ -165,36 +166,12 @@ def _user_content(content) -> str | list[dict]:
     return parts
 
 
-def _text(content) -> str:
-    """Flatten OpenAI content (string or text parts) to a string."""
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        texts = []
-        for part in content:
-            if isinstance(part, dict) and part.get("type") == "text":
-                texts.append(str(part.get("text") or ""))
-            else:
-                logger.warning("cohere: dropped a non-text content part in a non-user message")
-        return "\n".join(texts)
-    return str(content)
-
-
 def _tools(tools: list) -> tuple[list[dict], bool]:
     out = []
     strict = False
     for tool in tools:
-        if not isinstance(tool, dict) or tool.get("type", "function") != "function":
-            raise ProviderError("Cohere backends accept only function tools")
-        function = tool.get("function") or {}
-        entry: dict = {"name": function.get("name")}
-        if function.get("description"):
-            entry["description"] = function["description"]
-        entry["parameters"] = function.get("parameters") or {"type": "object", "properties": {}}
-        strict = strict or function.get("strict") is True
-        out.append({"type": "function", "function": entry})
+        out.append(function_tool(tool, provider="Cohere"))
+        strict = strict or tool["function"].get("strict") is True
     return out, strict
 
 

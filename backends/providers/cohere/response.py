@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import logging
 
+from backends.providers import shapes
 from backends.providers.base import ModelInfo, OpenAIError, ProviderError, generic_error, retry_after_seconds
-from backends.providers.cohere import shapes
+from backends.providers.content import model_items
 
 logger = logging.getLogger(__name__)
 
@@ -117,13 +118,7 @@ def error(status: int, body: bytes, headers: dict[str, str] | None = None) -> Op
 
 def models(body: bytes) -> tuple[list[ModelInfo], str | None]:
     """Chat and embedding models from ``GET /v1/models``, and the next page token."""
-    try:
-        data = json.loads(body)
-    except ValueError:
-        raise ProviderError("model list is not JSON") from None
-    items = data.get("models") if isinstance(data, dict) else None
-    if not isinstance(items, list):
-        raise ProviderError("model list has no 'models' array")
+    data, items = model_items(body, "models")
     found = []
     for item in items:
         if not isinstance(item, dict) or not isinstance(item.get("name"), str) or not item["name"]:

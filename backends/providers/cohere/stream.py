@@ -6,8 +6,9 @@ import json
 import logging
 import uuid
 
+from backends.providers import shapes
 from backends.providers.base import SSE_DONE, OpenAIError
-from backends.providers.cohere import response, shapes
+from backends.providers.cohere import response
 
 logger = logging.getLogger(__name__)
 

@@ -6,7 +6,8 @@ import json
 import logging
 
 from backends.providers.base import ProviderError
-from backends.providers.ollama.shapes import embedding_texts
+from backends.providers.content import flatten_text, function_tool
+from backends.providers.shapes import embedding_texts
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ def chat_body(payload: dict) -> dict:
     tools = payload.get("tools")
     choice = payload.get("tool_choice")
     if tools and choice != "none":
-        body["tools"] = [_tool(tool) for tool in tools]
+        body["tools"] = [function_tool(tool, provider="Ollama") for tool in tools]
         if choice not in (None, "auto"):
             logger.warning("ollama: Ollama cannot force a tool call; tool_choice %r sent as auto", choice)
     options = {target: payload[source] for source, target in OPTIONS.items() if payload.get(source) is not None}
@@ -93,7 +94,7 @@ def messages(items: list) -> list[dict]:
             raise ProviderError("each message must be an object")
         role = item.get("role")
         if role in ("system", "developer"):
-            out.append({"role": "system", "content": _text(item.get("content"))})
+            out.append({"role": "system", "content": flatten_text(item.get("content"), provider="ollama")})
         elif role == "user":
             text, images = _user_content(item.get("content"))
             message = {"role": "user", "content": text}
@@ -104,7 +105,7 @@ def messages(items: list) -> list[dict]:
             out.append(_assistant(item, names))
         elif role == "tool":
             call_id = str(item.get("tool_call_id") or "")
-            message = {"role": "tool", "content": _text(item.get("content"))}
+            message = {"role": "tool", "content": flatten_text(item.get("content"), provider="ollama")}
             name = item.get("name") or names.get(call_id)
             if name:
                 message["tool_name"] = name
@@ -117,7 +118,7 @@ def messages(items: list) -> list[dict]:
 
 
 def _assistant(item: dict, names: dict[str, str]) -> dict:
-    message: dict = {"role": "assistant", "content": _text(item.get("content"))}
+    message: dict = {"role": "assistant", "content": flatten_text(item.get("content"), provider="ollama")}
     reasoning = item.get("reasoning_content") or item.get("reasoning")
     if isinstance(reasoning, str) and reasoning:
         message["thinking"] = reasoning
@@ -176,33 +177,6 @@ def _image_base64(url) -> str:
     if not header.endswith(";base64"):
         raise ProviderError("Ollama accepts images only as base64 data URLs (data:image/...;base64,...)")
     return data
-
-
-def _text(content) -> str:
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        texts = []
-        for part in content:
-            if isinstance(part, dict) and part.get("type") == "text":
-                texts.append(str(part.get("text") or ""))
-            else:
-                logger.warning("ollama: dropped a non-text content part in a non-user message")
-        return "\n".join(texts)
-    return str(content)
-
-
-def _tool(tool: dict) -> dict:
-    if not isinstance(tool, dict) or tool.get("type", "function") != "function":
-        raise ProviderError("Ollama backends accept only function tools")
-    function = tool.get("function") or {}
-    entry: dict = {"name": function.get("name")}
-    if function.get("description"):
-        entry["description"] = function["description"]
-    entry["parameters"] = function.get("parameters") or {"type": "object", "properties": {}}
-    return {"type": "function", "function": entry}
 
 
 def embed_body(payload: dict) -> dict:

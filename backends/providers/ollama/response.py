@@ -9,8 +9,9 @@ import secrets
 import string
 from datetime import datetime
 
+from backends.providers import shapes
 from backends.providers.base import ModelInfo, OpenAIError, ProviderError, retry_after_seconds
-from backends.providers.ollama import shapes
+from backends.providers.content import model_items
 
 logger = logging.getLogger(__name__)
 
@@ -125,13 +126,7 @@ def stream_error(message: str) -> OpenAIError:
 
 
 def models(body: bytes) -> list[ModelInfo]:
-    try:
-        data = json.loads(body)
-    except ValueError:
-        raise ProviderError("model list is not JSON") from None
-    items = data.get("models") if isinstance(data, dict) else None
-    if not isinstance(items, list):
-        raise ProviderError("model list has no 'models' array")
+    _, items = model_items(body, "models")
     found = []
     for item in items:
         if not isinstance(item, dict):

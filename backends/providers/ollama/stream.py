@@ -6,8 +6,9 @@ import json
 import logging
 import secrets
 
+from backends.providers import shapes
 from backends.providers.base import SSE_DONE, OpenAIError
-from backends.providers.ollama import response, shapes
+from backends.providers.ollama import response
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""OpenAI response shapes the Ollama translation produces (completion, chunk, usage, embeddings)."""
+"""OpenAI response shapes that translating adapters produce (completion, chunk, usage, embeddings)."""
 
 from __future__ import annotations
 

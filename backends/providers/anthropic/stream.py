@@ -1,0 +1,236 @@
+"""Anthropic SSE events -> OpenAI ``chat.completion.chunk`` frames (``providers.md`` §2.4, §6.3).
+
+``feed`` accepts bytes cut anywhere (mid-line, mid-UTF-8 character): it only parses complete
+lines, and dispatches an event at the blank line that ends it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+from backends.providers.anthropic import errors
+from backends.providers.anthropic.response import finish_reason, usage
+from backends.providers.base import SSE_DONE, OpenAIError
+from backends.providers.shapes import frame
+
+logger = logging.getLogger(__name__)
+
+
+class AnthropicStream:
+    """One translator per upstream stream (it keeps the state of the message being built)."""
+
+    def __init__(self, payload: dict) -> None:
+        options = payload.get("stream_options")
+        self.include_usage = isinstance(options, dict) and options.get("include_usage") is True
+        self.id = f"chatcmpl-{time.time_ns()}"
+        self.model = str(payload.get("model") or "")
+        self.created = int(time.time())
+        self.usage: dict = {}
+        self._buffer = b""
+        self._event = ""
+        self._data: list[bytes] = []
+        # Anthropic block index -> OpenAI tool_calls index (counts tool blocks only).
+        self._tool_index: dict[int, int] = {}
+        self._tool_has_args: dict[int, bool] = {}
+        # Anthropic block index -> (thinking block ordinal, accumulated thinking text).
+        self._thinking: dict[int, tuple[int, list[str]]] = {}
+        self._thinking_count = 0
+        self._stopped = False  # message_stop arrived
+        self._ended = False  # [DONE] already emitted (after an error event)
+
+    # --- framing ------------------------------------------------------------------------------
+    def feed(self, data: bytes) -> list[bytes]:
+        if self._ended:
+            return []
+        self._buffer += data
+        if b"\n" not in self._buffer:
+            return []
+        *lines, self._buffer = self._buffer.split(b"\n")
+        out: list[bytes] = []
+        for line in lines:
+            self._line(line.rstrip(b"\r"), out)
+            if self._ended:
+                break
+        return out
+
+    def close(self) -> list[bytes]:
+        if self._ended:
+            return []
+        out: list[bytes] = []
+        # A last event not followed by a blank line is still an event.
+        if self._buffer:
+            self._line(self._buffer.rstrip(b"\r"), out)
+            self._buffer = b""
+        if not self._ended:
+            self._line(b"", out)
+        if self._ended:
+            return out
+        if not self._stopped:
+            logger.warning("anthropic: stream ended before message_stop")
+            out.append(
+                OpenAIError(
+                    502,
+                    "Anthropic ended the stream before the message was complete",
+                    type="api_error",
+                    code="upstream_stream_error",
+                ).sse()
+            )
+        out.append(SSE_DONE)
+        self._ended = True
+        return out
+
+    def _line(self, line: bytes, out: list[bytes]) -> None:
+        if not line:
+            if self._data:
+                raw = b"\n".join(self._data)
+                name, self._event, self._data = self._event, "", []
+                self._dispatch(name, raw, out)
+            else:
+                self._event = ""
+            return
+        if line.startswith(b":"):
+            return  # SSE comment
+        field, _, value = line.partition(b":")
+        if value.startswith(b" "):
+            value = value[1:]
+        if field == b"data":
+            self._data.append(value)
+        elif field == b"event":
+            self._event = value.decode("utf-8", "replace").strip()
+
+    # --- events -------------------------------------------------------------------------------
+    def _dispatch(self, name: str, raw: bytes, out: list[bytes]) -> None:
+        try:
+            event = json.loads(raw)
+        except ValueError:
+            logger.warning("anthropic: skipped a stream event that is not JSON: %r", raw[:200])
+            return
+        if not isinstance(event, dict):
+            return
+        kind = event.get("type") or name
+        if self._stopped and kind != "error":
+            return
+        handler = getattr(self, f"_on_{kind}", None)
+        if handler is not None:
+            handler(event, out)
+        # Unknown event types (and ping) are ignored, as Anthropic's versioning policy asks.
+
+    def _on_message_start(self, event: dict, out: list[bytes]) -> None:
+        message = event.get("message") or {}
+        self.id = message.get("id") or self.id
+        self.model = message.get("model") or self.model
+        self.usage.update(message.get("usage") or {})
+        out.append(self._chunk({"role": "assistant", "content": ""}))
+
+    def _on_content_block_start(self, event: dict, out: list[bytes]) -> None:
+        index = event.get("index")
+        block = event.get("content_block") or {}
+        kind = block.get("type")
+        if kind == "text":
+            if block.get("text"):
+                out.append(self._chunk({"content": block["text"]}))
+        elif kind == "tool_use":
+            position = len(self._tool_index)
+            self._tool_index[index] = position
+            self._tool_has_args[index] = False
+            call = {
+                "index": position,
+                "id": block.get("id"),
+                "type": "function",
+                "function": {"name": block.get("name"), "arguments": ""},
+            }
+            out.append(self._chunk({"tool_calls": [call]}))
+        elif kind == "thinking":
+            self._thinking[index] = (self._thinking_count, [block.get("thinking") or ""])
+            self._thinking_count += 1
+            if block.get("thinking"):
+                out.append(self._chunk({"reasoning_content": block["thinking"]}))
+        elif kind == "redacted_thinking":
+            ordinal = self._thinking_count
+            self._thinking_count += 1
+            redacted = {"index": ordinal, "type": "redacted_thinking", "data": block.get("data")}
+            out.append(self._chunk({"thinking_blocks": [redacted]}))
+        else:
+            logger.warning("anthropic: dropped a %r content block from the stream", kind)
+
+    def _on_content_block_delta(self, event: dict, out: list[bytes]) -> None:
+        index = event.get("index")
+        delta = event.get("delta") or {}
+        kind = delta.get("type")
+        if kind == "text_delta":
+            if delta.get("text"):
+                out.append(self._chunk({"content": delta["text"]}))
+        elif kind == "input_json_delta":
+            fragment = delta.get("partial_json") or ""
+            if fragment and index in self._tool_index:
+                self._tool_has_args[index] = True
+                call = {"index": self._tool_index[index], "function": {"arguments": fragment}}
+                out.append(self._chunk({"tool_calls": [call]}))
+        elif kind == "thinking_delta":
+            if delta.get("thinking"):
+                if index in self._thinking:
+                    self._thinking[index][1].append(delta["thinking"])
+                out.append(self._chunk({"reasoning_content": delta["thinking"]}))
+        elif kind == "signature_delta":
+            # Sent once, at the end of a thinking block: emit the whole block, signed, so a
+            # client can replay it as ``thinking_blocks`` on the next turn.
+            ordinal, parts = self._thinking.get(index, (self._thinking_count, []))
+            block = {
+                "index": ordinal,
+                "type": "thinking",
+                "thinking": "".join(parts),
+                "signature": delta.get("signature"),
+            }
+            out.append(self._chunk({"thinking_blocks": [block]}))
+
+    def _on_content_block_stop(self, event: dict, out: list[bytes]) -> None:
+        index = event.get("index")
+        if index in self._tool_index and not self._tool_has_args[index]:
+            # A tool without parameters streams no JSON at all; OpenAI clients expect "{}".
+            self._tool_has_args[index] = True
+            out.append(
+                self._chunk({"tool_calls": [{"index": self._tool_index[index], "function": {"arguments": "{}"}}]})
+            )
+
+    def _on_message_delta(self, event: dict, out: list[bytes]) -> None:
+        self.usage.update(event.get("usage") or {})
+        stop_reason = (event.get("delta") or {}).get("stop_reason")
+        if stop_reason is not None:
+            out.append(self._chunk({}, finish_reason(stop_reason)))
+
+    def _on_message_stop(self, event: dict, out: list[bytes]) -> None:
+        self._stopped = True
+        if self.include_usage:
+            out.append(
+                frame(
+                    {
+                        "id": self.id,
+                        "object": "chat.completion.chunk",
+                        "created": self.created,
+                        "model": self.model,
+                        "choices": [],
+                        "usage": usage(self.usage),
+                    }
+                )
+            )
+
+    def _on_error(self, event: dict, out: list[bytes]) -> None:
+        error = errors.stream_error(event.get("error"))
+        logger.warning("anthropic: error event mid-stream: %s", error.message)
+        out.append(error.sse())
+        out.append(SSE_DONE)
+        self._ended = True
+
+    def _chunk(self, delta: dict, finish: str | None = None) -> bytes:
+        chunk = {
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+        }
+        if self.include_usage:
+            chunk["usage"] = None
+        return frame(chunk)
