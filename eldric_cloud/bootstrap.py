@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import signal
@@ -44,7 +45,18 @@ def prepare(options) -> StartupState:
     )
 
     call_command("migrate", interactive=False, verbosity=0)
+    if not settings.ELDRIC_ENCRYPTION_KEYS and connection.vendor != "sqlite":
+        logger.warning(
+            "ELDRIC_ENCRYPTION_KEY is not set: upstream keys are encrypted with %s, which other instances "
+            "sharing this database cannot read. Set the same ELDRIC_ENCRYPTION_KEY on every instance.",
+            settings.ELDRIC_ENCRYPTION_KEY_FILE,
+        )
     worker_id = worker_identity_ensure(instance=settings.ELDRIC_INSTANCE)
+    from backends.api_auth import admin_token_banner
+    from backends.services import admin_token_ensure
+
+    if admin_token := admin_token_ensure():
+        print(admin_token_banner(admin_token), flush=True)  # once, on stdout; only its hash is kept
     diff = backends_static_apply(
         specs=[
             BackendSpec(
@@ -151,8 +163,13 @@ def stop_embedded_worker(process: subprocess.Popen) -> None:
     logger.info("embedded Celery worker stopped")
 
 
-def serve(options, state: StartupState) -> None:
+def serve(options, state: StartupState, reloader=None) -> None:
     logger.info("listening on http://%s:%s (%s)", options.host, options.port, options.server)
+    if reloader is not None:
+        # Started here, after the embedded worker's fork: no thread may run before that.
+        # Neither Twisted nor uvicorn handles SIGHUP; installing it again costs nothing.
+        reloader.watch()
+        reloader.install_sighup()
     if options.server == "uvicorn":
         import uvicorn
 
@@ -165,8 +182,18 @@ def serve(options, state: StartupState) -> None:
             lifespan="on",
         )
         return
-    from daphne.cli import CommandLineInterface
+    from daphne.cli import CommandLineInterface  # installs Twisted's asyncio reactor first
+    from twisted.internet import defer, reactor
 
+    from gateway.http import close_client
+
+    # Daphne has no lifespan events: close the upstream client when the reactor stops.
+    reactor.addSystemEventTrigger(
+        "before", "shutdown", lambda: defer.Deferred.fromFuture(asyncio.ensure_future(close_client()))
+    )
+    if reloader is not None:
+        # Again once the reactor runs, so ours wins over anything installed at start-up.
+        reactor.callWhenRunning(reloader.install_sighup)
     # -v 0: no per-request access log on the hot path.
     CommandLineInterface().run(
         ["-v", "0", "-b", options.host, "-p", str(options.port), "eldric_cloud.asgi:application"]

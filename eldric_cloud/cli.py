@@ -96,7 +96,8 @@ def parse_options(argv: list[str]) -> Options:
 
 
 def main(argv: list[str] | None = None) -> int:
-    options = parse_options(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    options = parse_options(argv)
     if options.data_dir:
         os.environ["ELDRIC_DATA_DIR"] = os.path.abspath(options.data_dir)
     if options.config_path:
@@ -106,7 +107,12 @@ def main(argv: list[str] | None = None) -> int:
 
     django.setup()
     from eldric_cloud import bootstrap
+    from eldric_cloud.reload import ConfigReloader
 
+    # The reloader merges a re-read --config file with the flags alone, as at start-up. SIGHUP
+    # is caught from here on, so one sent during start-up is served once serving begins.
+    reloader = ConfigReloader(options, build_parser().parse_args(argv))
+    reloader.install_sighup()
     try:
         state = bootstrap.prepare(options)
     except ConfigError as exc:
@@ -114,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     worker = bootstrap.start_embedded_worker() if options.embedded_worker else None
     try:
-        bootstrap.serve(options, state)
+        bootstrap.serve(options, state, reloader=reloader)
     finally:
         if worker is not None:
             bootstrap.stop_embedded_worker(worker)

@@ -135,7 +135,9 @@ def _check_unique(backends: list[BackendConfig], where: str) -> None:
 def _check_type(value, expected: type, where: str) -> None:
     # bool is an int in Python; the config file must say what it means.
     if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
-        raise ConfigError(f"{where}: expected {TYPE_NAMES[expected]}, got {type(value).__name__} {value!r}")
+        # Secrets are never echoed, even when they are of the wrong type.
+        shown = "" if where.endswith((".api_key", ".headers")) else f" {value!r}"
+        raise ConfigError(f"{where}: expected {TYPE_NAMES[expected]}, got {type(value).__name__}{shown}")
 
 
 def load_config_file(path: str) -> FileConfig:

@@ -299,3 +299,14 @@ def test_merge_backends_takes_the_flag_definition():
 def test_bad_flag_port_is_refused():
     with pytest.raises(ConfigError, match="--port"):
         options(["--port", "70000"])
+
+
+def test_a_mistyped_api_key_is_not_echoed_in_the_error(tmp_path):
+    config = tmp_path / "cloudd.json"
+    config.write_text('{"backends": [{"name": "xai", "api_key": 123456789}]}')
+
+    with pytest.raises(ConfigError) as caught:
+        load_config_file(str(config))
+
+    assert "backends[0].api_key: expected a string, got int" in str(caught.value)
+    assert "123456789" not in str(caught.value)
