@@ -1,12 +1,24 @@
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import Count
+from rest_framework import serializers
 
 from backends import services
-from backends.models import Backend, DiscoveredModel, GatewaySettings, WorkerIdentity
+from backends.models import (
+    AuditLog,
+    AuditSource,
+    Backend,
+    BackendSource,
+    DiscoveredModel,
+    GatewaySettings,
+    WorkerIdentity,
+)
+from backends.serializers import validate_headers, validate_upstream_url
 
 
 class BackendForm(forms.ModelForm):
+    # The API's rule (http or https, any host name: "http://ollama:11434" is fine), not URLField's.
+    url = forms.CharField(max_length=500)
     # Write-only: the stored key is never rendered back into the page.
     api_key = forms.CharField(
         required=False,
@@ -17,6 +29,29 @@ class BackendForm(forms.ModelForm):
     class Meta:
         model = Backend
         fields = ["name", "kind", "url", "api_key", "priority", "enabled", "headers"]
+
+    def _get_validation_exclusions(self):
+        # The model's URLField would reject "http://ollama:11434"; clean_url applies the API's rule.
+        return {*super()._get_validation_exclusions(), "url"}
+
+    def clean_url(self) -> str:
+        try:
+            return validate_upstream_url(self.cleaned_data["url"])
+        except serializers.ValidationError as exc:
+            raise forms.ValidationError(exc.detail[0]) from None
+
+    def clean_headers(self) -> dict:
+        headers = self.cleaned_data["headers"] or {}
+        if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
+            raise forms.ValidationError('Headers are a JSON object of strings, e.g. {"X-Team": "ml"}.')
+        try:
+            return validate_headers(headers)
+        except serializers.ValidationError as exc:
+            raise forms.ValidationError(exc.detail[0]) from None
+
+
+def _actor(request) -> str:
+    return request.user.get_username()
 
 
 @admin.register(Backend)
@@ -45,7 +80,10 @@ class BackendAdmin(admin.ModelAdmin):
         "consecutive_failures",
         "models_refreshed_at",
     ]
+    # Static backends are rewritten from flags or the config file on every start and reload.
+    static_readonly_fields = ["name", "kind", "url", "priority", "headers"]
     search_fields = ["name", "url"]
+    actions = ["test_connectivity", "enable", "disable"]
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(_model_count=Count("models"))
@@ -54,30 +92,107 @@ class BackendAdmin(admin.ModelAdmin):
     def model_count(self, obj):
         return obj._model_count
 
+    def get_readonly_fields(self, request, obj=None):
+        if obj is not None and obj.source == BackendSource.STATIC:
+            return [*self.static_readonly_fields, *self.readonly_fields]
+        return self.readonly_fields
+
+    def get_fields(self, request, obj=None):
+        fields = super().get_fields(request, obj)
+        if obj is not None and obj.source == BackendSource.STATIC:
+            return [f for f in fields if f != "api_key"]
+        return fields
+
+    def has_delete_permission(self, request, obj=None):
+        if obj is not None and obj.source == BackendSource.STATIC:
+            return False
+        return super().has_delete_permission(request, obj)
+
     def save_model(self, request, obj, form, change):
-        services.backend_save(backend=obj, api_key=form.cleaned_data.get("api_key") or None)
+        services.backend_save(
+            backend=obj,
+            api_key=form.cleaned_data.get("api_key") or None,
+            actor=_actor(request),
+            source=AuditSource.ADMIN,
+        )
 
     def delete_model(self, request, obj):
-        services.backend_delete(backend=obj)
+        services.backend_delete(backend=obj, actor=_actor(request), source=AuditSource.ADMIN)
+
+    def delete_queryset(self, request, queryset):
+        # The bulk action would skip the service (and so the audit log and routing version).
+        for backend in queryset:
+            if backend.source != BackendSource.STATIC:
+                services.backend_delete(backend=backend, actor=_actor(request), source=AuditSource.ADMIN)
+
+    @admin.action(description="Test connectivity of the selected backends")
+    def test_connectivity(self, request, queryset):
+        for backend in queryset:
+            result = services.backend_test(backend=backend)
+            level = messages.SUCCESS if result.status == "healthy" else messages.WARNING
+            detail = (
+                f"{len(result.models)} models, {result.latency_ms} ms" if result.status == "healthy" else result.error
+            )
+            self.message_user(request, f"{backend.name}: {result.status} ({detail})", level)
+
+    @admin.action(description="Enable the selected backends")
+    def enable(self, request, queryset):
+        self._set_enabled(request, queryset, enabled=True)
+
+    @admin.action(description="Disable the selected backends")
+    def disable(self, request, queryset):
+        self._set_enabled(request, queryset, enabled=False)
+
+    def _set_enabled(self, request, queryset, *, enabled: bool) -> None:
+        changed = 0
+        for backend in queryset:
+            if backend.enabled != enabled:
+                services.backend_set_enabled(
+                    backend=backend, enabled=enabled, actor=_actor(request), source=AuditSource.ADMIN
+                )
+                changed += 1
+        self.message_user(request, f"{'Enabled' if enabled else 'Disabled'} {changed} backend(s).", messages.SUCCESS)
 
 
-@admin.register(DiscoveredModel)
-class DiscoveredModelAdmin(admin.ModelAdmin):
-    list_display = ["model_id", "backend", "capability", "discovered_at"]
-    list_filter = ["backend", "capability"]
-    search_fields = ["model_id"]
-
+class ReadOnlyAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
     def has_change_permission(self, request, obj=None):
         return False
 
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(DiscoveredModel)
+class DiscoveredModelAdmin(ReadOnlyAdmin):
+    list_display = ["model_id", "backend", "capability", "discovered_at"]
+    list_filter = ["backend", "capability"]
+    search_fields = ["model_id"]
+
+
+@admin.register(AuditLog)
+class AuditLogAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "actor", "source", "action", "backend_name", "changes"]
+    list_filter = ["source", "action"]
+    search_fields = ["backend_name", "actor"]
+    date_hierarchy = "created_at"
+
 
 @admin.register(GatewaySettings)
 class GatewaySettingsAdmin(admin.ModelAdmin):
     list_display = ["default_backend", "health_interval_ms", "controller_url", "routing_version"]
     readonly_fields = ["routing_version"]
+    exclude = ["admin_token_hash"]
+
+    def save_model(self, request, obj, form, change):
+        # Through the service, so gateway processes see the change (routing version).
+        services.gateway_settings_update(
+            default_backend=obj.default_backend,
+            health_interval_ms=obj.health_interval_ms,
+            controller_url=obj.controller_url,
+        )
 
 
 @admin.register(WorkerIdentity)

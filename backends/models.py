@@ -88,6 +88,9 @@ class GatewaySettings(models.Model):
     # Bumped in the same transaction as every routing-relevant write. Gateway processes
     # poll it to know when to rebuild their in-memory snapshot.
     routing_version = models.BigIntegerField(default=0)
+    # SHA-256 of the generated admin token for /api/v1 (ELDRIC_ADMIN_TOKEN, when set, wins).
+    # The token itself is shown once and never stored.
+    admin_token_hash = models.CharField(max_length=128, blank=True, default="")
 
     class Meta:
         verbose_name_plural = "gateway settings"
@@ -105,3 +108,38 @@ class WorkerIdentity(models.Model):
 
     def __str__(self) -> str:
         return self.worker_id
+
+
+class AuditSource(models.TextChoices):
+    API = "api", "API"
+    ADMIN = "admin", "Django admin"
+    CONFIG = "config", "Flags or config file"
+    SYSTEM = "system", "System"
+
+
+class AuditAction(models.TextChoices):
+    CREATE = "create", "Create"
+    UPDATE = "update", "Update"
+    DELETE = "delete", "Delete"
+    ENABLE = "enable", "Enable"
+    DISABLE = "disable", "Disable"
+    ROTATE_ADMIN_TOKEN = "rotate_admin_token", "Rotate admin token"
+
+
+class AuditLog(models.Model):
+    """Who changed which backend, when, how and from where. Secrets appear only masked."""
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor = models.CharField(max_length=150, help_text="A username, 'admin-token', 'config' or 'system'.")
+    source = models.CharField(max_length=16, choices=AuditSource.choices)
+    action = models.CharField(max_length=32, choices=AuditAction.choices)
+    # A name, not a foreign key: the record outlives the backend it describes.
+    backend_name = models.CharField(max_length=64, blank=True, default="", db_index=True)
+    # {field: [old, new]}; None stands for "absent" (old on create, new on delete).
+    changes = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.backend_name} by {self.actor} ({self.source})"

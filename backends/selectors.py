@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 
 from django.conf import settings
+from django.db.models import Count
 
-from backends.crypto import KeyDecryptionError
-from backends.models import Backend, DiscoveredModel, GatewaySettings, WorkerIdentity
-from backends.snapshot import BackendRoute, RoutingSnapshot, snapshot_assemble
+from backends.crypto import KeyDecryptionError, mask
+from backends.models import AuditLog, Backend, DiscoveredModel, GatewaySettings, WorkerIdentity
+from backends.snapshot import EXCLUDED_HEALTH, BackendRoute, RoutingSnapshot, snapshot_assemble
 
 logger = logging.getLogger(__name__)
 
@@ -80,3 +83,78 @@ def routing_snapshot_build() -> RoutingSnapshot:
         models=models,
         default_backend=default_backend,
     )
+
+
+# --- Management API reads --------------------------------------------------------------
+
+# Header names whose values are credentials; shown masked, like the API key.
+SENSITIVE_HEADER_WORDS = ("auth", "key", "token", "secret", "password", "cookie")
+
+
+def headers_masked(headers: dict | None) -> dict[str, str]:
+    return {
+        name: mask(str(value)) if any(word in str(name).lower() for word in SENSITIVE_HEADER_WORDS) else value
+        for name, value in (headers or {}).items()
+    }
+
+
+def admin_token_digest(token: str) -> str:
+    # The token is 256 random bits, so a fast hash is enough: nothing to brute-force.
+    return "sha256$" + hashlib.sha256(token.encode()).hexdigest()
+
+
+def admin_token_matches(token: str) -> bool:
+    """Constant-time check of a presented admin token (ELDRIC_ADMIN_TOKEN wins over the stored hash)."""
+    if not token:
+        return False
+    if settings.ELDRIC_ADMIN_TOKEN:
+        return hmac.compare_digest(token.encode(), settings.ELDRIC_ADMIN_TOKEN.encode())
+    stored = GatewaySettings.objects.filter(pk=1).values_list("admin_token_hash", flat=True).first()
+    if not stored:
+        return False
+    return hmac.compare_digest(admin_token_digest(token).encode(), stored.encode())
+
+
+def backend_queryset():
+    return Backend.objects.annotate(model_count=Count("models")).order_by("priority", "name")
+
+
+def backend_get(*, name: str) -> Backend | None:
+    return backend_queryset().filter(name=name).first()
+
+
+def backend_routable(backend: Backend) -> bool:
+    return backend.enabled and backend.health_status not in EXCLUDED_HEALTH
+
+
+def model_catalogue() -> list[dict]:
+    """Every discovered model with the backends serving it (best priority first) and routability."""
+    catalogue: dict[str, dict] = {}
+    rows = DiscoveredModel.objects.select_related("backend").order_by("model_id", "backend__priority", "backend__name")
+    for row in rows:
+        backend = row.backend
+        entry = catalogue.setdefault(row.model_id, {"id": row.model_id, "object": "model", "backends": []})
+        entry["backends"].append(
+            {
+                "name": backend.name,
+                "priority": backend.priority,
+                "enabled": backend.enabled,
+                "health_status": backend.health_status,
+                "capability": row.capability,
+                "routable": backend_routable(backend),
+            }
+        )
+    for entry in catalogue.values():
+        entry["routable"] = any(b["routable"] for b in entry["backends"])
+    return list(catalogue.values())
+
+
+def audit_list(*, backend: str = "", source: str = "", action: str = "", limit: int = 100):
+    entries = AuditLog.objects.all()
+    if backend:
+        entries = entries.filter(backend_name=backend)
+    if source:
+        entries = entries.filter(source=source)
+    if action:
+        entries = entries.filter(action=action)
+    return list(entries[:limit])

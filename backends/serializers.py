@@ -1,12 +1,181 @@
+"""Shapes of the management API. Validation only: writes go through ``backends.services``."""
+
+import re
+from urllib.parse import urlsplit
+
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from backends.models import Backend
+from backends.models import AuditLog, Backend, BackendKind, HealthStatus
+from backends.selectors import headers_masked
+
+MAX_PRIORITY = 2**31 - 1  # the column is a 32-bit PositiveIntegerField on every database
+MAX_HEADERS = 32
+# Path segments of the API that a backend name would shadow.
+RESERVED_NAMES = frozenset({"test"})
+UNKNOWN_TYPE = "Unknown type '{input}'; expected one of: " + ", ".join(BackendKind.values) + "."
+# RFC 9110 token characters for a header name.
+# A DNS name, an IPv4 address, or an IPv6 literal (urlsplit strips its brackets).
+HOST_NAME = re.compile(r"^([A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?|[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*(%[A-Za-z0-9]+)?)$")
+HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+
+
+class StrictCharField(serializers.CharField):
+    """Rejects numbers and booleans instead of turning them into strings."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictIntegerField(serializers.IntegerField):
+    default_error_messages = {"invalid": "A whole number is required."}
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictBooleanField(serializers.BooleanField):
+    default_error_messages = {"invalid": "Must be true or false."}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            self.fail("invalid")
+        return data
+
+
+@extend_schema_field({"type": "string", "format": "uri", "pattern": "^https?://[^\\s/?#@]+", "maxLength": 500})
+class UpstreamUrlField(StrictCharField):
+    """An http(s) URL with a host; any host name (``http://ollama:11434``), no credentials."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(max_length=500, validators=[validate_upstream_url], **kwargs)
+
+
+def validate_upstream_url(value: str) -> str:
+    try:
+        parts = urlsplit(value)
+        port = parts.port  # raises on a malformed port
+    except ValueError:
+        raise serializers.ValidationError("Not a valid URL.") from None
+    if parts.scheme not in ("http", "https"):
+        raise serializers.ValidationError("Must be an http:// or https:// URL.")
+    if not all(33 <= ord(c) < 127 for c in value):
+        raise serializers.ValidationError("Only printable ASCII; percent-encode anything else (punycode for hosts).")
+    if not parts.hostname or not HOST_NAME.match(parts.hostname):
+        raise serializers.ValidationError("Must be an http(s) URL with a host, e.g. https://api.openai.com/v1.")
+    if port == 0:
+        raise serializers.ValidationError("Not a valid port.")
+    if parts.username or parts.password:
+        raise serializers.ValidationError("Put credentials in api_key or headers, not in the URL.")
+    return value
+
+
+def validate_headers(value: dict) -> dict:
+    if len(value) > MAX_HEADERS:
+        raise serializers.ValidationError(f"At most {MAX_HEADERS} headers.")
+    for name, header_value in value.items():
+        if not HEADER_NAME.match(name):
+            raise serializers.ValidationError(f"{name!r} is not a valid header name.")
+        if not all(c == "\t" or 32 <= ord(c) < 127 for c in header_value):
+            raise serializers.ValidationError(f"The value of {name!r} must be printable ASCII.")
+    return value
+
+
+def validate_api_key(value: str) -> str:
+    # It travels in an HTTP header: anything else would fail on every request.
+    if not all(33 <= ord(c) < 127 for c in value):
+        raise serializers.ValidationError("Must be printable ASCII without spaces.")
+    return value
+
+
+class UnknownFieldsMixin:
+    """Rejects fields the endpoint does not take, so a typo ("api-key") is not silently ignored."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError(
+                    {name: [f"Unknown field; expected one of: {', '.join(self.fields)}."] for name in unknown}
+                )
+        return super().to_internal_value(data)
+
+
+class BackendConfigSerializer(UnknownFieldsMixin, serializers.Serializer):
+    """How to reach a backend: the part of the body a connectivity test needs."""
+
+    type = serializers.ChoiceField(choices=BackendKind.choices, error_messages={"invalid_choice": UNKNOWN_TYPE})
+    url = UpstreamUrlField()
+    api_key = StrictCharField(
+        required=False, allow_blank=True, max_length=4096, write_only=True, validators=[validate_api_key], default=""
+    )
+    headers = serializers.DictField(
+        child=StrictCharField(allow_blank=True, max_length=4096, trim_whitespace=False),
+        required=False,
+        default=dict,
+        validators=[validate_headers],
+    )
+
+    def validate_type(self, value: str) -> str:
+        if value not in BackendKind.values:
+            raise serializers.ValidationError(
+                f"Unknown type {value!r}; expected one of: {', '.join(BackendKind.values)}."
+            )
+        return value
+
+
+class BackendCreateSerializer(BackendConfigSerializer):
+    """The seed's body for ``POST /api/v1/backends``."""
+
+    name = serializers.SlugField(max_length=64)
+    priority = StrictIntegerField(required=False, default=100, min_value=0, max_value=MAX_PRIORITY)
+    enabled = StrictBooleanField(required=False, default=True)
+
+    def to_internal_value(self, data):
+        # A slug check would accept 123 as "123"; names are strings.
+        if isinstance(data, dict) and "name" in data and not isinstance(data["name"], str):
+            raise serializers.ValidationError({"name": ["Not a valid string."]})
+        return super().to_internal_value(data)
+
+    def validate_name(self, value: str) -> str:
+        if value in RESERVED_NAMES:
+            raise serializers.ValidationError(f"{value!r} is reserved (POST /api/v1/backends/test tests a config).")
+        if Backend.objects.filter(name=value).exists():
+            raise serializers.ValidationError(f"A backend named {value!r} already exists.")
+        return value
+
+
+class BackendUpdateSerializer(BackendConfigSerializer):
+    """``PATCH``: any subset; ``api_key: ""`` removes the key. The name is the id and stays."""
+
+    type = serializers.ChoiceField(
+        choices=BackendKind.choices, error_messages={"invalid_choice": UNKNOWN_TYPE}, required=False
+    )
+    url = UpstreamUrlField(required=False)
+    api_key = StrictCharField(
+        required=False, allow_blank=True, max_length=4096, write_only=True, validators=[validate_api_key]
+    )
+    headers = serializers.DictField(
+        child=StrictCharField(allow_blank=True, max_length=4096, trim_whitespace=False),
+        required=False,
+        validators=[validate_headers],
+    )
+    priority = StrictIntegerField(required=False, min_value=0, max_value=MAX_PRIORITY)
+    enabled = StrictBooleanField(required=False)
 
 
 class BackendOutputSerializer(serializers.ModelSerializer):
     type = serializers.CharField(source="kind")
-    api_key = serializers.CharField(source="api_key_hint")
-    health_status = serializers.CharField()
+    api_key = serializers.CharField(source="api_key_hint", help_text="Masked; the key itself is never returned.")
+    health_status = serializers.ChoiceField(
+        choices=HealthStatus.choices,
+        help_text="auth_failed: the upstream rejected the API key; the backend is out of routing.",
+    )
+    headers = serializers.SerializerMethodField()
     model_count = serializers.IntegerField(read_only=True)
 
     class Meta:
@@ -27,3 +196,49 @@ class BackendOutputSerializer(serializers.ModelSerializer):
             "consecutive_failures",
             "model_count",
         ]
+
+    def get_headers(self, obj) -> dict[str, str]:
+        return headers_masked(obj.headers)
+
+
+class BackendDetailOutputSerializer(BackendOutputSerializer):
+    models = serializers.SerializerMethodField()
+
+    class Meta(BackendOutputSerializer.Meta):
+        fields = [*BackendOutputSerializer.Meta.fields, "models_refreshed_at", "models"]
+
+    def get_models(self, obj) -> list[str]:
+        return list(obj.models.order_by("model_id").values_list("model_id", flat=True))
+
+
+class ProbeOutputSerializer(serializers.Serializer):
+    reachable = serializers.BooleanField()
+    http_status = serializers.IntegerField(allow_null=True)
+    auth_valid = serializers.BooleanField(
+        allow_null=True, help_text="null when the check could not tell (unreachable or a server error)."
+    )
+    model_count = serializers.IntegerField()
+    models = serializers.ListField(child=serializers.CharField())
+    latency_ms = serializers.FloatField(allow_null=True)
+    status = serializers.ChoiceField(choices=HealthStatus.choices)
+    error = serializers.CharField(allow_blank=True)
+
+    @staticmethod
+    def from_result(result) -> dict:
+        auth_valid = {"healthy": True, "auth_failed": False}.get(result.status)
+        return {
+            "reachable": result.reachable,
+            "http_status": result.http_status,
+            "auth_valid": auth_valid,
+            "model_count": len(result.models),
+            "models": sorted(m.id for m in result.models),
+            "latency_ms": result.latency_ms,
+            "status": str(result.status),
+            "error": result.error,
+        }
+
+
+class AuditLogOutputSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = AuditLog
+        fields = ["id", "created_at", "actor", "source", "action", "backend_name", "changes"]

@@ -7,17 +7,33 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+import httpx
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from backends.models import Backend, BackendSource, DiscoveredModel, GatewaySettings, HealthStatus, WorkerIdentity
+from backends.crypto import KeyDecryptionError
+from backends.models import (
+    AuditAction,
+    AuditLog,
+    AuditSource,
+    Backend,
+    BackendSource,
+    DiscoveredModel,
+    GatewaySettings,
+    HealthStatus,
+    WorkerIdentity,
+)
 from backends.probe import ProbeResult, probe
+from backends.providers import PROVIDERS
 from backends.providers.base import ModelInfo
-from backends.selectors import backend_route, gateway_settings_get
+from backends.selectors import admin_token_digest, backend_route, gateway_settings_get, headers_masked
+from backends.snapshot import BackendRoute
 
 logger = logging.getLogger(__name__)
+
+ADMIN_TOKEN_PREFIX = "eldadm_"
 
 
 @dataclass(frozen=True)
@@ -96,12 +112,20 @@ def _apply_spec(backend: Backend, spec: BackendSpec) -> bool:
         if getattr(backend, attr) != value:
             setattr(backend, attr, value)
             changed = True
-    if (not backend.api_key_encrypted and spec.api_key) or (
-        backend.api_key_encrypted and backend.api_key != spec.api_key
-    ):
+    if _stored_key(backend) != spec.api_key:
         backend.set_api_key(spec.api_key)
         changed = True
     return changed
+
+
+def _stored_key(backend: Backend) -> str | None:
+    try:
+        return backend.api_key
+    except KeyDecryptionError:
+        # Encrypted under a key this process lacks (e.g. another instance's generated key).
+        # The configuration supplies the key again, so it is simply re-encrypted.
+        logger.warning("backend %s: stored key unreadable with this encryption key; replacing it", backend.name)
+        return None
 
 
 @transaction.atomic
@@ -111,18 +135,25 @@ def backends_static_apply(*, specs: list[BackendSpec]) -> StaticDiff:
     wanted = {spec.name for spec in specs}
     for spec in specs:
         backend = Backend.objects.filter(name=spec.name).first()
+        before = _audit_state(backend)
         if backend is None:
             backend = Backend(name=spec.name)
             _apply_spec(backend, spec)
             backend.save()
             added.append(spec.name)
+            _audit_backend_change(before=before, backend=backend, name=spec.name, actor="config", source="config")
         elif _apply_spec(backend, spec):
             if backend.url != spec.url or backend.kind != spec.kind:
                 backend.health_status = HealthStatus.UNKNOWN
             backend.save()
             changed.append(spec.name)
+            _audit_backend_change(before=before, backend=backend, name=spec.name, actor="config", source="config")
     stale = Backend.objects.filter(source=BackendSource.STATIC).exclude(name__in=wanted)
     removed = sorted(stale.values_list("name", flat=True))
+    for backend in stale:
+        _audit_backend_change(
+            before=_audit_state(backend), backend=None, name=backend.name, actor="config", source="config"
+        )
     stale.delete()
     diff = StaticDiff(added, changed, removed)
     if diff:
@@ -226,16 +257,248 @@ def backends_claim_due(*, now=None) -> list[int]:
 
 
 @transaction.atomic
-def backend_save(*, backend: Backend, api_key: str | None = None) -> Backend:
+def backend_save(
+    *, backend: Backend, api_key: str | None = None, actor: str = "system", source: str = AuditSource.SYSTEM
+) -> Backend:
     """Persist edits made to ``backend`` (admin form); a non-empty ``api_key`` replaces the key."""
+    before = _audit_state(Backend.objects.filter(pk=backend.pk).first() if backend.pk else None)
     if api_key:
         backend.set_api_key(api_key)
     backend.save()
+    changes = _audit_backend_change(before=before, backend=backend, name=backend.name, actor=actor, source=source)
     routing_version_bump()
+    if backend.enabled and (not before or changes.keys() & (CONNECTION_FIELDS | {"enabled"})):
+        _discover_soon(backend.pk)
     return backend
 
 
 @transaction.atomic
-def backend_delete(*, backend: Backend) -> None:
+def backend_delete(*, backend: Backend, actor: str = "system", source: str = AuditSource.SYSTEM) -> None:
+    _audit_backend_change(before=_audit_state(backend), backend=None, name=backend.name, actor=actor, source=source)
     backend.delete()
     routing_version_bump()
+
+
+# --- Management API, admin and audit ----------------------------------------------------------
+
+# Changing any of these makes the last probe meaningless.
+CONNECTION_FIELDS = frozenset({"type", "url", "api_key", "headers"})
+
+
+class BackendNameTaken(ValueError):
+    """Another backend already has this name."""
+
+
+def _audit_state(backend: Backend | None) -> dict:
+    """The audited view of a backend: secrets masked, plus the ciphertext to spot key changes."""
+    if backend is None:
+        return {}
+    return {
+        "type": backend.kind,
+        "url": backend.url,
+        "api_key": backend.api_key_hint,
+        "priority": backend.priority,
+        "enabled": backend.enabled,
+        "headers": headers_masked(backend.headers),
+        "source": backend.source,
+        "_key": backend.api_key_encrypted,
+    }
+
+
+def _audit_diff(before: dict, after: dict) -> dict:
+    """``{field: [old, new]}`` for every field that differs; a replaced key shows as its masks."""
+    changes = {}
+    for name in sorted((before.keys() | after.keys()) - {"_key"}):
+        old, new = before.get(name), after.get(name)
+        key_replaced = name == "api_key" and before.get("_key") != after.get("_key")
+        if key_replaced or old != new:
+            changes[name] = [old, new]
+    return changes
+
+
+def _audit_action(before: dict, after: dict, changes: dict) -> str:
+    if not before:
+        return AuditAction.CREATE
+    if not after:
+        return AuditAction.DELETE
+    if set(changes) == {"enabled"}:
+        return AuditAction.ENABLE if after["enabled"] else AuditAction.DISABLE
+    return AuditAction.UPDATE
+
+
+def audit_record(
+    *, actor: str, source: str, action: str, backend_name: str = "", changes: dict | None = None
+) -> AuditLog:
+    return AuditLog.objects.create(
+        actor=actor[:150], source=source, action=action, backend_name=backend_name, changes=changes or {}
+    )
+
+
+def _audit_backend_change(*, before: dict, backend: Backend | None, name: str, actor: str, source: str) -> dict:
+    """Record what changed between ``before`` and the backend's current state; return the changes."""
+    after = _audit_state(backend)
+    changes = _audit_diff(before, after)
+    if changes:
+        audit_record(
+            actor=actor, source=source, action=_audit_action(before, after, changes), backend_name=name, changes=changes
+        )
+    return changes
+
+
+def _has_adapter(kind: str) -> bool:
+    return kind in PROVIDERS
+
+
+def _no_adapter(kind: str) -> ProbeResult:
+    return ProbeResult(HealthStatus.UNHEALTHY, error=f"type {kind!r} has no provider adapter in this build")
+
+
+def backend_test(*, backend: Backend) -> ProbeResult:
+    """A live check on demand. Records the health it finds and, when healthy, the model list."""
+    if not _has_adapter(backend.kind):
+        result = _no_adapter(backend.kind)
+        backend_health_record(backend=backend, result=result)
+        return result
+    try:
+        result = backend_discover(backend_id=backend.pk)
+    except (httpx.InvalidURL, UnicodeError) as exc:
+        # A stored URL, key or header httpx cannot send (e.g. from an old config file).
+        result = ProbeResult(HealthStatus.UNHEALTHY, error=f"cannot build the request: {type(exc).__name__}")
+        backend_health_record(backend=backend, result=result)
+    return result or ProbeResult(HealthStatus.UNKNOWN, error="backend was deleted")
+
+
+def backend_config_test(*, kind: str, url: str, api_key: str = "", headers: dict | None = None) -> ProbeResult:
+    """A live check of a configuration that is not saved; writes nothing."""
+    if not _has_adapter(kind):
+        return _no_adapter(kind)
+    route = BackendRoute(
+        name="unsaved",
+        kind=kind,
+        url=url.rstrip("/"),
+        api_key=api_key,
+        headers=tuple((str(k).lower(), str(v)) for k, v in (headers or {}).items()),
+    )
+    try:
+        return probe(route, timeout=settings.ELDRIC_HEALTH_TIMEOUT)
+    except (httpx.InvalidURL, UnicodeError) as exc:
+        return ProbeResult(HealthStatus.UNHEALTHY, error=f"cannot build the request: {type(exc).__name__}")
+
+
+def _discover_soon(backend_id: int) -> None:
+    """After the commit, probe and list models so the backend routes within a poll interval.
+
+    Runs outside any transaction, so a slow upstream holds no database lock. A failure here
+    must not turn a saved write into an error: the periodic check will try again.
+    """
+
+    def run() -> None:
+        backend = Backend.objects.filter(pk=backend_id).first()
+        if backend is None:
+            return
+        try:
+            backend_test(backend=backend)
+        except Exception:
+            logger.exception("backend %s: discovery after save failed", backend.name)
+
+    transaction.on_commit(run)
+
+
+def backend_create(
+    *,
+    name: str,
+    kind: str,
+    url: str,
+    api_key: str = "",
+    priority: int = 100,
+    enabled: bool = True,
+    headers: dict[str, str] | None = None,
+    actor: str,
+    source: str = AuditSource.API,
+) -> Backend:
+    """Add a runtime backend; its models are discovered right after the commit."""
+    try:
+        with transaction.atomic():
+            backend = Backend(
+                name=name,
+                kind=kind,
+                url=url,
+                priority=priority,
+                enabled=enabled,
+                headers=headers or {},
+                source=BackendSource.API,
+            )
+            backend.set_api_key(api_key)
+            backend.save()
+            _audit_backend_change(before={}, backend=backend, name=name, actor=actor, source=source)
+            routing_version_bump()
+            if enabled:
+                _discover_soon(backend.pk)
+    except IntegrityError:
+        raise BackendNameTaken(f"a backend named {name!r} already exists") from None
+    return backend
+
+
+def backend_update(
+    *,
+    backend: Backend,
+    actor: str,
+    source: str = AuditSource.API,
+    kind: str | None = None,
+    url: str | None = None,
+    api_key: str | None = None,
+    priority: int | None = None,
+    enabled: bool | None = None,
+    headers: dict[str, str] | None = None,
+) -> Backend:
+    """Change some fields; None leaves a field alone, an empty ``api_key`` removes the key."""
+    with transaction.atomic():
+        before = _audit_state(backend)
+        for attr, value in (("kind", kind), ("url", url), ("priority", priority), ("enabled", enabled)):
+            if value is not None:
+                setattr(backend, attr, value)
+        if headers is not None:
+            backend.headers = headers
+        if api_key is not None:
+            backend.set_api_key(api_key)
+        changes = _audit_diff(before, _audit_state(backend))
+        if not changes:
+            return backend
+        if changes.keys() & CONNECTION_FIELDS:
+            backend.health_status = HealthStatus.UNKNOWN
+            backend.last_error = ""
+            backend.consecutive_failures = 0
+        backend.save()
+        _audit_backend_change(before=before, backend=backend, name=backend.name, actor=actor, source=source)
+        routing_version_bump()
+        if backend.enabled and (changes.keys() & CONNECTION_FIELDS or "enabled" in changes):
+            _discover_soon(backend.pk)
+    return backend
+
+
+def backend_set_enabled(*, backend: Backend, enabled: bool, actor: str, source: str) -> Backend:
+    return backend_update(backend=backend, enabled=enabled, actor=actor, source=source)
+
+
+def admin_token_ensure() -> str | None:
+    """On first start without ELDRIC_ADMIN_TOKEN: make a token and keep only its hash.
+
+    Returns the new token, to be shown once; None when a token already exists or the
+    environment provides one. Safe when several instances start together on one database.
+    """
+    if settings.ELDRIC_ADMIN_TOKEN:
+        return None
+    gateway_settings_get()
+    token = ADMIN_TOKEN_PREFIX + secrets.token_urlsafe(32)
+    won = GatewaySettings.objects.filter(pk=1, admin_token_hash="").update(admin_token_hash=admin_token_digest(token))
+    return token if won else None
+
+
+@transaction.atomic
+def admin_token_rotate(*, actor: str) -> str:
+    """Replace the stored admin token; the old one stops working at once."""
+    token = ADMIN_TOKEN_PREFIX + secrets.token_urlsafe(32)
+    gateway_settings_get()
+    GatewaySettings.objects.filter(pk=1).update(admin_token_hash=admin_token_digest(token))
+    audit_record(actor=actor, source=AuditSource.SYSTEM, action=AuditAction.ROTATE_ADMIN_TOKEN)
+    return token

@@ -1,8 +1,12 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from backends.api import SchemaApi
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("backends.urls")),
+    # Same authentication as /api/v1 (SPECTACULAR_SETTINGS SERVE_* in settings).
+    path("api/schema/", SchemaApi.as_view(), name="schema"),
     path("dashboard/", include("dashboard.urls")),
 ]
