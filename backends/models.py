@@ -29,11 +29,15 @@ class Backend(models.Model):
     # backend is global to the installation.
     name = models.SlugField(max_length=64, unique=True)
     kind = models.CharField(max_length=32, choices=BackendKind.choices, default=BackendKind.OPENAI_COMPATIBLE)
-    url = models.URLField(max_length=500)
+    # Validated by the API and admin (http or https, any host name, e.g. "http://ollama:11434").
+    url = models.CharField(max_length=500)
     api_key_encrypted = models.TextField(blank=True, default="")
     api_key_hint = models.CharField(max_length=32, blank=True, default="")
     priority = models.PositiveIntegerField(default=100, help_text="Lower wins.")
     enabled = models.BooleanField(default=True)
+    # What the flags or config file last said about ``enabled``. An operator's runtime
+    # enable/disable of a static backend sticks until the configuration itself changes it.
+    config_enabled = models.BooleanField(null=True, blank=True, editable=False)
     headers = models.JSONField(default=dict, blank=True)
     source = models.CharField(max_length=16, choices=BackendSource.choices, default=BackendSource.API)
 

@@ -105,13 +105,15 @@ def _apply_spec(backend: Backend, spec: BackendSpec) -> bool:
         ("kind", spec.kind),
         ("url", spec.url),
         ("priority", spec.priority),
-        ("enabled", spec.enabled),
         ("headers", spec.headers),
         ("source", BackendSource.STATIC),
     ):
         if getattr(backend, attr) != value:
             setattr(backend, attr, value)
             changed = True
+    if backend.config_enabled != spec.enabled:
+        backend.enabled = backend.config_enabled = spec.enabled
+        changed = True
     if _stored_key(backend) != spec.api_key:
         backend.set_api_key(spec.api_key)
         changed = True
