@@ -14,9 +14,9 @@ MAX_HEADERS = 32
 # Path segments of the API that a backend name would shadow.
 RESERVED_NAMES = frozenset({"test"})
 UNKNOWN_TYPE = "Unknown type '{input}'; expected one of: " + ", ".join(BackendKind.values) + "."
-# RFC 9110 token characters for a header name.
 # A DNS name, an IPv4 address, or an IPv6 literal (urlsplit strips its brackets).
 HOST_NAME = re.compile(r"^([A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?|[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*(%[A-Za-z0-9]+)?)$")
+# RFC 9110 token characters for a header name.
 HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 
 

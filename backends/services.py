@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 
 import httpx
@@ -13,10 +13,10 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from backends.audit import audit_backend_change, audit_diff, audit_record, audit_state
 from backends.crypto import KeyDecryptionError
 from backends.models import (
     AuditAction,
-    AuditLog,
     AuditSource,
     Backend,
     BackendSource,
@@ -28,25 +28,13 @@ from backends.models import (
 from backends.probe import ProbeResult, probe
 from backends.providers import PROVIDERS
 from backends.providers.base import ModelInfo
-from backends.selectors import admin_token_digest, backend_route, gateway_settings_get, headers_masked
+from backends.selectors import admin_token_digest, backend_route, gateway_settings_get
 from backends.snapshot import BackendRoute
+from backends.specs import BackendSpec
 
 logger = logging.getLogger(__name__)
 
 ADMIN_TOKEN_PREFIX = "eldadm_"
-
-
-@dataclass(frozen=True)
-class BackendSpec:
-    """A backend as written in ``--backends`` or the config file."""
-
-    name: str
-    url: str
-    kind: str = "openai_compatible"
-    api_key: str = field(default="", repr=False)
-    priority: int = 100
-    enabled: bool = True
-    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -137,24 +125,24 @@ def backends_static_apply(*, specs: list[BackendSpec]) -> StaticDiff:
     wanted = {spec.name for spec in specs}
     for spec in specs:
         backend = Backend.objects.filter(name=spec.name).first()
-        before = _audit_state(backend)
+        before = audit_state(backend)
         if backend is None:
             backend = Backend(name=spec.name)
             _apply_spec(backend, spec)
             backend.save()
             added.append(spec.name)
-            _audit_backend_change(before=before, backend=backend, name=spec.name, actor="config", source="config")
+            audit_backend_change(before=before, backend=backend, name=spec.name, actor="config", source="config")
         elif _apply_spec(backend, spec):
             if backend.url != spec.url or backend.kind != spec.kind:
                 backend.health_status = HealthStatus.UNKNOWN
             backend.save()
             changed.append(spec.name)
-            _audit_backend_change(before=before, backend=backend, name=spec.name, actor="config", source="config")
+            audit_backend_change(before=before, backend=backend, name=spec.name, actor="config", source="config")
     stale = Backend.objects.filter(source=BackendSource.STATIC).exclude(name__in=wanted)
     removed = sorted(stale.values_list("name", flat=True))
     for backend in stale:
-        _audit_backend_change(
-            before=_audit_state(backend), backend=None, name=backend.name, actor="config", source="config"
+        audit_backend_change(
+            before=audit_state(backend), backend=None, name=backend.name, actor="config", source="config"
         )
     stale.delete()
     diff = StaticDiff(added, changed, removed)
@@ -263,11 +251,11 @@ def backend_save(
     *, backend: Backend, api_key: str | None = None, actor: str = "system", source: str = AuditSource.SYSTEM
 ) -> Backend:
     """Persist edits made to ``backend`` (admin form); a non-empty ``api_key`` replaces the key."""
-    before = _audit_state(Backend.objects.filter(pk=backend.pk).first() if backend.pk else None)
+    before = audit_state(Backend.objects.filter(pk=backend.pk).first() if backend.pk else None)
     if api_key:
         backend.set_api_key(api_key)
     backend.save()
-    changes = _audit_backend_change(before=before, backend=backend, name=backend.name, actor=actor, source=source)
+    changes = audit_backend_change(before=before, backend=backend, name=backend.name, actor=actor, source=source)
     routing_version_bump()
     if backend.enabled and (not before or changes.keys() & (CONNECTION_FIELDS | {"enabled"})):
         _discover_soon(backend.pk)
@@ -276,7 +264,7 @@ def backend_save(
 
 @transaction.atomic
 def backend_delete(*, backend: Backend, actor: str = "system", source: str = AuditSource.SYSTEM) -> None:
-    _audit_backend_change(before=_audit_state(backend), backend=None, name=backend.name, actor=actor, source=source)
+    audit_backend_change(before=audit_state(backend), backend=None, name=backend.name, actor=actor, source=source)
     backend.delete()
     routing_version_bump()
 
@@ -289,62 +277,6 @@ CONNECTION_FIELDS = frozenset({"type", "url", "api_key", "headers"})
 
 class BackendNameTaken(ValueError):
     """Another backend already has this name."""
-
-
-def _audit_state(backend: Backend | None) -> dict:
-    """The audited view of a backend: secrets masked, plus the ciphertext to spot key changes."""
-    if backend is None:
-        return {}
-    return {
-        "type": backend.kind,
-        "url": backend.url,
-        "api_key": backend.api_key_hint,
-        "priority": backend.priority,
-        "enabled": backend.enabled,
-        "headers": headers_masked(backend.headers),
-        "source": backend.source,
-        "_key": backend.api_key_encrypted,
-    }
-
-
-def _audit_diff(before: dict, after: dict) -> dict:
-    """``{field: [old, new]}`` for every field that differs; a replaced key shows as its masks."""
-    changes = {}
-    for name in sorted((before.keys() | after.keys()) - {"_key"}):
-        old, new = before.get(name), after.get(name)
-        key_replaced = name == "api_key" and before.get("_key") != after.get("_key")
-        if key_replaced or old != new:
-            changes[name] = [old, new]
-    return changes
-
-
-def _audit_action(before: dict, after: dict, changes: dict) -> str:
-    if not before:
-        return AuditAction.CREATE
-    if not after:
-        return AuditAction.DELETE
-    if set(changes) == {"enabled"}:
-        return AuditAction.ENABLE if after["enabled"] else AuditAction.DISABLE
-    return AuditAction.UPDATE
-
-
-def audit_record(
-    *, actor: str, source: str, action: str, backend_name: str = "", changes: dict | None = None
-) -> AuditLog:
-    return AuditLog.objects.create(
-        actor=actor[:150], source=source, action=action, backend_name=backend_name, changes=changes or {}
-    )
-
-
-def _audit_backend_change(*, before: dict, backend: Backend | None, name: str, actor: str, source: str) -> dict:
-    """Record what changed between ``before`` and the backend's current state; return the changes."""
-    after = _audit_state(backend)
-    changes = _audit_diff(before, after)
-    if changes:
-        audit_record(
-            actor=actor, source=source, action=_audit_action(before, after, changes), backend_name=name, changes=changes
-        )
-    return changes
 
 
 def _has_adapter(kind: str) -> bool:
@@ -432,7 +364,7 @@ def backend_create(
             )
             backend.set_api_key(api_key)
             backend.save()
-            _audit_backend_change(before={}, backend=backend, name=name, actor=actor, source=source)
+            audit_backend_change(before={}, backend=backend, name=name, actor=actor, source=source)
             routing_version_bump()
             if enabled:
                 _discover_soon(backend.pk)
@@ -455,7 +387,7 @@ def backend_update(
 ) -> Backend:
     """Change some fields; None leaves a field alone, an empty ``api_key`` removes the key."""
     with transaction.atomic():
-        before = _audit_state(backend)
+        before = audit_state(backend)
         for attr, value in (("kind", kind), ("url", url), ("priority", priority), ("enabled", enabled)):
             if value is not None:
                 setattr(backend, attr, value)
@@ -463,7 +395,7 @@ def backend_update(
             backend.headers = headers
         if api_key is not None:
             backend.set_api_key(api_key)
-        changes = _audit_diff(before, _audit_state(backend))
+        changes = audit_diff(before, audit_state(backend))
         if not changes:
             return backend
         if changes.keys() & CONNECTION_FIELDS:
@@ -471,7 +403,7 @@ def backend_update(
             backend.last_error = ""
             backend.consecutive_failures = 0
         backend.save()
-        _audit_backend_change(before=before, backend=backend, name=backend.name, actor=actor, source=source)
+        audit_backend_change(before=before, backend=backend, name=backend.name, actor=actor, source=source)
         routing_version_bump()
         if backend.enabled and (changes.keys() & CONNECTION_FIELDS or "enabled" in changes):
             _discover_soon(backend.pk)

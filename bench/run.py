@@ -149,7 +149,7 @@ def start_gateway(children: Children, args, *, fake_port: int, data_dir: Path, c
     port = _free_port()
     env = dict(os.environ)
     # A private SQLite database, no Redis, no auth: only the hot path is measured.
-    for name in ("DATABASE_URL", "REDIS_URL", "ELDRIC_MASTER_KEY", "ELDRIC_DATA_DIR", "ELDRIC_CONFIG_FILE"):
+    for name in ("DATABASE_URL", "REDIS_URL", "ELDRIC_MASTER_KEY", "ELDRIC_DATA_DIR"):
         env.pop(name, None)
     env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
     if args.transport:

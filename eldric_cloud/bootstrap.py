@@ -37,7 +37,6 @@ def database_description() -> str:
 def prepare(options) -> StartupState:
     from backends.models import Backend, DiscoveredModel
     from backends.services import (
-        BackendSpec,
         backend_discover,
         backends_static_apply,
         gateway_settings_update,
@@ -57,20 +56,7 @@ def prepare(options) -> StartupState:
 
     if admin_token := admin_token_ensure():
         print(admin_token_banner(admin_token), flush=True)  # once, on stdout; only its hash is kept
-    diff = backends_static_apply(
-        specs=[
-            BackendSpec(
-                name=b.name,
-                url=b.url,
-                kind=b.kind,
-                api_key=b.api_key,
-                priority=b.priority,
-                enabled=b.enabled,
-                headers=b.headers,
-            )
-            for b in options.backends
-        ]
-    )
+    diff = backends_static_apply(specs=options.backends)
     if diff.removed:
         logger.info("static backends no longer configured, removed: %s", ", ".join(diff.removed))
     names = list(Backend.objects.values_list("name", flat=True))

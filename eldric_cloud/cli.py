@@ -100,8 +100,6 @@ def main(argv: list[str] | None = None) -> int:
     options = parse_options(argv)
     if options.data_dir:
         os.environ["ELDRIC_DATA_DIR"] = os.path.abspath(options.data_dir)
-    if options.config_path:
-        os.environ["ELDRIC_CONFIG_FILE"] = os.path.abspath(options.config_path)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "eldric_cloud.settings")
     import django
 

@@ -14,31 +14,25 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import re
 import signal
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from eldric_cloud.startup import BackendConfig, ConfigError, FileConfig, load_config_file, merge_backends
+from backends.specs import BackendSpec
+from eldric_cloud.startup import ConfigError, FileConfig, load_config_file, merge_backends
 
 logger = logging.getLogger("eldric_cloud.reload")
 
 DEFAULT_HEALTH_INTERVAL_MS = 60_000  # as cli.Options
 DEFAULT_PORT = 8889
-# A type error on api_key would quote the value; log the field and the expected type only.
-_SECRET_VALUE = re.compile(r"(\.api_key: expected [a-z ]+), got .*$")
-
-
-def _loggable(error: ConfigError) -> str:
-    return _SECRET_VALUE.sub(r"\1 (value not shown)", str(error))
 
 
 @dataclass(frozen=True)
 class ReloadPlan:
     """What the file plus the start-up flags ask for."""
 
-    backends: list[BackendConfig]
+    backends: list[BackendSpec]
     default_backend: str
     explicit_default: str  # set by --default-backend or the file; checked against known backends
     health_interval_ms: int
@@ -114,7 +108,7 @@ class ConfigReloader:
                 plan = self.plan(load_config_file(self.path))
                 result = self._apply(plan)
             except ConfigError as exc:
-                message = _loggable(exc)
+                message = str(exc)  # names file, field and problem; never a secret value
                 logger.error("config reload (%s) rejected, keeping the running config: %s", reason, message)
                 return ReloadResult(ok=False, error=message)
             except Exception as exc:
@@ -136,7 +130,7 @@ class ConfigReloader:
 
         from backends.models import Backend, BackendSource
         from backends.selectors import gateway_settings_get
-        from backends.services import BackendSpec, backends_static_apply, gateway_settings_update
+        from backends.services import backends_static_apply, gateway_settings_update
 
         with transaction.atomic():
             if plan.explicit_default:
@@ -149,20 +143,7 @@ class ConfigReloader:
                         f"{origin}: {plan.explicit_default!r} is not a configured backend "
                         f"(known: {', '.join(sorted(known)) or 'none'})"
                     )
-            diff = backends_static_apply(
-                specs=[
-                    BackendSpec(
-                        name=b.name,
-                        url=b.url,
-                        kind=b.kind,
-                        api_key=b.api_key,
-                        priority=b.priority,
-                        enabled=b.enabled,
-                        headers=b.headers,
-                    )
-                    for b in plan.backends
-                ]
-            )
+            diff = backends_static_apply(specs=plan.backends)
             row = gateway_settings_get()
             updates, described = {}, []
             for attr, value, label in (

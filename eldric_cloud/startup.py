@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from backends.presets import key_env_var, kind_for_name, preset_for
+from backends.specs import BackendSpec
 
 BACKEND_KINDS = ("openai_compatible", "anthropic", "cohere", "ollama")
 TOP_LEVEL_KEYS = {
@@ -37,23 +38,12 @@ class ConfigError(Exception):
 
 
 @dataclass(frozen=True)
-class BackendConfig:
-    name: str
-    url: str
-    kind: str = "openai_compatible"
-    api_key: str = field(default="", repr=False)
-    priority: int = 100
-    enabled: bool = True
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
 class FileConfig:
     port: int | None = None
     controller_url: str | None = None
     default_backend: str | None = None
     health_check_interval_ms: int | None = None
-    backends: list[BackendConfig] = field(default_factory=list)
+    backends: list[BackendSpec] = field(default_factory=list)
 
 
 def _check_name(name: str, where: str) -> str:
@@ -86,7 +76,7 @@ def _key_from_env(name: str) -> str:
     return os.environ.get(key_env_var(name), "")
 
 
-def parse_backend_entry(entry: str, position: int) -> BackendConfig:
+def parse_backend_entry(entry: str, position: int) -> BackendSpec:
     """One ``name:url:apikey`` entry. URLs hold colons, so the key is split off the end only
     when what remains is still a URL and the tail is not a port or a path. ``name::`` and
     ``name::key`` take a known provider's URL."""
@@ -106,7 +96,7 @@ def parse_backend_entry(entry: str, position: int) -> BackendConfig:
         if preset is None:
             raise ConfigError(f"{where}: no url given and {name!r} is not a known provider")
         url = preset.url
-    return BackendConfig(
+    return BackendSpec(
         name=name,
         url=_check_url(url, where),
         kind=kind_for_name(name),
@@ -115,7 +105,7 @@ def parse_backend_entry(entry: str, position: int) -> BackendConfig:
     )
 
 
-def parse_backends_flag(value: str) -> list[BackendConfig]:
+def parse_backends_flag(value: str) -> list[BackendSpec]:
     entries = [e for e in value.split(",") if e.strip()]
     if not entries:
         raise ConfigError("--backends: no backend given")
@@ -124,7 +114,7 @@ def parse_backends_flag(value: str) -> list[BackendConfig]:
     return backends
 
 
-def _check_unique(backends: list[BackendConfig], where: str) -> None:
+def _check_unique(backends: list[BackendSpec], where: str) -> None:
     seen = set()
     for backend in backends:
         if backend.name in seen:
@@ -174,7 +164,7 @@ def load_config_file(path: str) -> FileConfig:
     )
 
 
-def _file_backend(path: str, index: int, item) -> BackendConfig:
+def _file_backend(path: str, index: int, item) -> BackendSpec:
     where = f"{path}: backends[{index}]"
     if not isinstance(item, dict):
         raise ConfigError(f"{where}: expected an object")
@@ -199,7 +189,7 @@ def _file_backend(path: str, index: int, item) -> BackendConfig:
     for header_name, header_value in headers.items():
         if not isinstance(header_value, str):
             raise ConfigError(f"{where}.headers.{header_name}: expected a string")
-    return BackendConfig(
+    return BackendSpec(
         name=name,
         url=_check_url(url, f"{where}.url"),
         kind=kind,
@@ -210,7 +200,7 @@ def _file_backend(path: str, index: int, item) -> BackendConfig:
     )
 
 
-def merge_backends(from_file: list[BackendConfig], from_flags: list[BackendConfig]) -> list[BackendConfig]:
+def merge_backends(from_file: list[BackendSpec], from_flags: list[BackendSpec]) -> list[BackendSpec]:
     """Flags override the file: a backend named in both takes the flag's definition."""
     merged = {b.name: b for b in from_file}
     merged.update({b.name: b for b in from_flags})

@@ -13,7 +13,7 @@ import pytest
 from backends.presets import PRESETS, key_env_var, kind_for_name, preset_for
 from eldric_cloud.cli import Options, build_parser
 from eldric_cloud.startup import (
-    BackendConfig,
+    BackendSpec,
     ConfigError,
     FileConfig,
     load_config_file,
@@ -77,8 +77,8 @@ def test_kind_is_inferred_from_the_name(name, kind):
 def test_seed_example_with_keys():
     backends = parse_backends_flag("xai:https://api.x.ai/v1:KEY1,openai:https://api.openai.com/v1:KEY2")
     assert backends == [
-        BackendConfig("xai", "https://api.x.ai/v1", "openai_compatible", "KEY1", priority=1),
-        BackendConfig("openai", "https://api.openai.com/v1", "openai_compatible", "KEY2", priority=2),
+        BackendSpec("xai", "https://api.x.ai/v1", "openai_compatible", "KEY1", priority=1),
+        BackendSpec("openai", "https://api.openai.com/v1", "openai_compatible", "KEY2", priority=2),
     ]
 
 
@@ -291,8 +291,8 @@ def test_defaults_without_file_or_flags():
 
 
 def test_merge_backends_takes_the_flag_definition():
-    from_file = [BackendConfig("xai", "https://api.x.ai/v1", api_key="file"), BackendConfig("a", "https://a.example")]
-    from_flags = [BackendConfig("xai", "https://api.x.ai/v1", api_key="flag")]
+    from_file = [BackendSpec("xai", "https://api.x.ai/v1", api_key="file"), BackendSpec("a", "https://a.example")]
+    from_flags = [BackendSpec("xai", "https://api.x.ai/v1", api_key="flag")]
     assert [(b.name, b.api_key) for b in merge_backends(from_file, from_flags)] == [("xai", "flag"), ("a", "")]
 
 

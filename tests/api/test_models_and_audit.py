@@ -3,7 +3,8 @@
 import pytest
 
 from backends.models import AuditLog, Backend
-from backends.services import BackendSpec, backends_static_apply
+from backends.services import backends_static_apply
+from backends.specs import BackendSpec
 from tests.api.conftest import RAW_KEY, backend_body
 from tests.fakes.server import openai_models
 

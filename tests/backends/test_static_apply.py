@@ -4,7 +4,8 @@ import pytest
 
 from backends.models import AuditLog, Backend
 from backends.selectors import routing_version_get
-from backends.services import BackendSpec, backend_set_enabled, backends_static_apply, routing_version_bump
+from backends.services import backend_set_enabled, backends_static_apply, routing_version_bump
+from backends.specs import BackendSpec
 
 pytestmark = pytest.mark.django_db
 

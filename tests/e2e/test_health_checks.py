@@ -159,7 +159,8 @@ import os, time
 import django
 django.setup()
 from backends.models import Backend
-from backends.services import backends_static_apply, BackendSpec
+from backends.services import backends_static_apply
+from backends.specs import BackendSpec
 from django.core.management import call_command
 call_command("migrate", verbosity=0)
 backends_static_apply(specs=[BackendSpec(name="mistral", url="{fake.url}/v1", api_key="k-7777")])
