@@ -111,6 +111,7 @@ def start_embedded_worker() -> subprocess.Popen:
         "celery",
         "-A",
         "eldric_cloud",
+        "--quiet",  # no start-up banner in eldric-cloudd's log
         "worker",
         "-B",
         "--pool",

@@ -14,7 +14,8 @@ from gateway import snapshot as snapshots
 from gateway.asgi_io import RequestRejected, read_body, send_bytes, send_error, send_json
 from gateway.auth import authenticate
 from gateway.config import config
-from gateway.proxy import CHAT, EMBEDDINGS, board, forward
+from gateway.failures import board
+from gateway.proxy import CHAT, EMBEDDINGS, forward
 
 STARTED = time.monotonic()
 

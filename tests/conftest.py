@@ -32,19 +32,19 @@ def fake_provider():
 @pytest.fixture
 def gateway(settings):
     """A real gateway server in this process, with fresh per-process state."""
-    from gateway import proxy
+    from gateway import failures
     from gateway.config import config
     from gateway.snapshot import holder
     from tests.gateway_server import GatewayServer
 
     config.cache_clear()
-    proxy._board = None
+    failures._board = None
     server = GatewayServer().start()
     yield server
     server.stop()
     holder.install(RoutingSnapshot())
     config.cache_clear()
-    proxy._board = None
+    failures._board = None
 
 
 def route_for(

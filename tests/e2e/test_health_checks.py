@@ -149,7 +149,7 @@ def test_separate_redis_worker_probes_and_refreshes_discovery_for_several_instan
         two.stop()
 
 
-def test_tasks_run_through_a_real_worker(fake_provider, redis_url, tmp_path, settings):
+def test_tasks_run_through_a_real_worker(fake_provider, redis_url, tmp_path):
     """Each task family once, sent by .delay() to a worker on Redis, observed in the shared DB."""
     fake = fake_provider("mistral")
     fake.on("GET", "/v1/models", openai_models("mistral-large"))
