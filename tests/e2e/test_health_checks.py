@@ -4,8 +4,6 @@ import os
 import subprocess
 import sys
 
-import pytest
-
 from tests.cli_process import BIN, GatewayProcess
 from tests.fakes.server import FakeProvider, openai_models, reply_json
 
@@ -190,6 +188,3 @@ while time.time() < deadline:
         worker.wait(15)
 
     assert "OK mistral-large True" in result.stdout, result.stderr
-
-
-pytestmark = pytest.mark.timeout_hint  # marks these as the slow end-to-end set
