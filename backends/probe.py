@@ -49,6 +49,10 @@ def probe(route: BackendRoute, *, timeout: float) -> ProbeResult:
                 return ProbeResult("unhealthy", error=f"cannot connect: {type(exc).__name__}")
             if latency_ms is None:
                 latency_ms = round((time.perf_counter() - started) * 1000, 1)
+            if 300 <= response.status_code < 400:
+                location = response.headers.get("location", "elsewhere")
+                error = f"HTTP {response.status_code}: redirected to {location}; check the backend's URL"
+                return ProbeResult("unhealthy", latency_ms, response.status_code, error)
             if response.status_code >= 400:
                 mapped = provider.error(response.status_code, response.content, dict(response.headers))
                 status = "auth_failed" if mapped.status in (401, 403) else "unhealthy"

@@ -90,8 +90,17 @@ async def _open(route: BackendRoute, request: UpstreamRequest) -> httpx.Response
     except httpx.HTTPError as exc:
         raise _Retryable(transport_error(route, exc), health_failure=True) from None
     status = upstream.status_code
-    if status < 400:
+    if status < 300:
         return upstream
+    if status < 400:
+        # Redirects are not followed: a key must never be replayed to another host. The
+        # backend's URL is wrong, which the operator has to fix.
+        await upstream.aclose()
+        location = upstream.headers.get("location", "elsewhere")
+        raise _Retryable(
+            OpenAIError(502, f"backend {route.name} redirected to {location}; check its URL", code="upstream_redirect"),
+            health_failure=True,
+        )
     try:
         body = await upstream.aread()
     except httpx.HTTPError as exc:

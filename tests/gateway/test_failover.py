@@ -218,3 +218,17 @@ def test_overloaded_backend_fails_over_without_opening_its_circuit(gateway, fake
     # Overload is not a fault: the next request tries the primary again.
     primary.on("POST", "/v1/chat/completions", reply_bytes(ANSWER))
     assert ask(gateway).headers["x-eldric-backend"] == "primary"
+
+
+def test_a_redirecting_backend_is_not_followed_and_fails_over(pair):
+    gateway, primary, _ = pair
+    primary.on(
+        "POST",
+        "/v1/chat/completions",
+        reply_bytes(b"", status=301, headers={"Location": "https://elsewhere.example/v1/chat/completions"}),
+    )
+
+    response = ask(gateway)
+
+    assert response.headers["x-eldric-backend"] == "secondary"
+    assert len(primary.received) == 1
