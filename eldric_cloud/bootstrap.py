@@ -60,6 +60,8 @@ def prepare(options) -> StartupState:
     if diff.removed:
         logger.info("static backends no longer configured, removed: %s", ", ".join(diff.removed))
     names = list(Backend.objects.values_list("name", flat=True))
+    if not names:
+        logger.warning("no backends configured: pass --backends or --config, or add one with POST /api/v1/backends")
     default = options.default_backend or (options.backends[0].name if options.backends else "")
     if options.default_backend and options.default_backend not in names:
         raise ConfigError(
