@@ -10,7 +10,7 @@ from django.conf import settings
 from django.db.models import Count
 
 from backends.crypto import KeyDecryptionError, mask
-from backends.models import AuditLog, Backend, DiscoveredModel, GatewaySettings, WorkerIdentity
+from backends.models import AuditLog, Backend, BackendSource, DiscoveredModel, GatewaySettings, WorkerIdentity
 from backends.snapshot import EXCLUDED_HEALTH, BackendRoute, RoutingSnapshot, snapshot_assemble
 
 logger = logging.getLogger(__name__)
@@ -30,10 +30,27 @@ def backend_list() -> list[Backend]:
     return list(Backend.objects.all())
 
 
-def backend_model_counts() -> dict[int, int]:
-    from django.db.models import Count
+def backend_ids_enabled() -> list[int]:
+    return list(Backend.objects.filter(enabled=True).values_list("id", flat=True))
 
-    return dict(Backend.objects.annotate(n=Count("models")).values_list("id", "n"))
+
+def backend_names(*, runtime_only: bool = False) -> list[str]:
+    """Every backend's name; with ``runtime_only``, those added through the API or admin."""
+    backends = Backend.objects.exclude(source=BackendSource.STATIC) if runtime_only else Backend.objects.all()
+    return list(backends.values_list("name", flat=True))
+
+
+def backends_enabled(*, names: list[str] | None = None) -> list[tuple[int, str]]:
+    """(id, name) of the enabled backends, optionally only those named."""
+    backends = Backend.objects.filter(enabled=True)
+    if names is not None:
+        backends = backends.filter(name__in=names)
+    return list(backends.values_list("id", "name"))
+
+
+def model_count() -> int:
+    """Distinct model ids across all backends."""
+    return DiscoveredModel.objects.values("model_id").distinct().count()
 
 
 def backend_route(backend: Backend, *, model_count: int = 0) -> BackendRoute:

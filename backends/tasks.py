@@ -23,9 +23,9 @@ def backend_check_health_task(backend_id: int) -> str | None:
 
 @shared_task
 def backends_discover_all_task() -> int:
-    from backends.models import Backend
+    from backends.selectors import backend_ids_enabled
 
-    ids = list(Backend.objects.filter(enabled=True).values_list("id", flat=True))
+    ids = backend_ids_enabled()
     for backend_id in ids:
         backend_discover_task.delay(backend_id)
     return len(ids)

@@ -35,7 +35,7 @@ def database_description() -> str:
 
 
 def prepare(options) -> StartupState:
-    from backends.models import Backend, DiscoveredModel
+    from backends import selectors
     from backends.services import (
         backend_discover,
         backends_static_apply,
@@ -59,7 +59,7 @@ def prepare(options) -> StartupState:
     diff = backends_static_apply(specs=options.backends)
     if diff.removed:
         logger.info("static backends no longer configured, removed: %s", ", ".join(diff.removed))
-    names = list(Backend.objects.values_list("name", flat=True))
+    names = selectors.backend_names()
     if not names:
         logger.warning("no backends configured: pass --backends or --config, or add one with POST /api/v1/backends")
     default = options.default_backend or (options.backends[0].name if options.backends else "")
@@ -72,7 +72,7 @@ def prepare(options) -> StartupState:
         default_backend=default, health_interval_ms=options.health_interval_ms, controller_url=options.controller_url
     )
 
-    enabled = list(Backend.objects.filter(enabled=True).values_list("id", "name"))
+    enabled = selectors.backends_enabled()
     with ThreadPoolExecutor(max_workers=min(8, len(enabled) or 1)) as pool:
         results = list(pool.map(lambda item: (item[1], backend_discover(backend_id=item[0])), enabled))
     for name, result in results:
@@ -82,7 +82,7 @@ def prepare(options) -> StartupState:
             logger.info("backend %s: %s, %d models, %s ms", name, result.status, len(result.models), result.latency_ms)
         else:
             logger.warning("backend %s: %s (%s)", name, result.status, result.error)
-    models = DiscoveredModel.objects.values("model_id").distinct().count()
+    models = selectors.model_count()
     logger.info(
         "worker %s: %d backends (%s), %d models, default backend %s, %s",
         worker_id,

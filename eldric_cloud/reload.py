@@ -128,15 +128,12 @@ class ConfigReloader:
     def _apply(self, plan: ReloadPlan) -> ReloadResult:
         from django.db import transaction
 
-        from backends.models import Backend, BackendSource
-        from backends.selectors import gateway_settings_get
+        from backends.selectors import backend_names, gateway_settings_get
         from backends.services import backends_static_apply, gateway_settings_update
 
         with transaction.atomic():
             if plan.explicit_default:
-                known = {b.name for b in plan.backends} | set(
-                    Backend.objects.exclude(source=BackendSource.STATIC).values_list("name", flat=True)
-                )
+                known = {b.name for b in plan.backends} | set(backend_names(runtime_only=True))
                 if plan.explicit_default not in known:
                     origin = "--default-backend" if self._flag_default else f"{self.path}: default_backend"
                     raise ConfigError(
@@ -173,9 +170,9 @@ class ConfigReloader:
             logger.warning("config reload: port %s takes a restart; still listening on %s", wanted_port, self.port)
 
     def _discover(self, names: list[str]) -> None:
-        from backends.models import Backend
+        from backends.selectors import backends_enabled
 
-        targets = list(Backend.objects.filter(name__in=names, enabled=True).values_list("id", "name"))
+        targets = backends_enabled(names=names)
         if not targets:
             return
         with ThreadPoolExecutor(max_workers=min(8, len(targets)), thread_name_prefix="reload-discover") as pool:
