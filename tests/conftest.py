@@ -1,4 +1,6 @@
+import logging
 import os
+import re
 
 import pytest
 
@@ -68,3 +70,38 @@ def route_for(
         health=health,
         **extra,
     )
+
+
+# --- No raw key in any log line of the whole run ------------------------------------------
+# Every upstream key the tests use looks like a real one (sk-…, xai-…, gsk_…); masks contain
+# "…" and redactions say "[redacted]", so neither matches.
+RAW_KEY = re.compile(r"\b(?:sk|xai|gsk)[-_](?!…)[A-Za-z0-9][A-Za-z0-9_-]{7,}")
+
+
+class _LogCollector(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.leaks: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = record.getMessage()
+        except Exception:  # a broken log call is not this check's concern
+            return
+        if record.exc_info and record.exc_info[1] is not None:
+            text += f" {record.exc_info[1]}"
+        if RAW_KEY.search(text):
+            self.leaks.append(f"{record.name}: {text[:300]}")
+
+
+_collector = _LogCollector()
+
+
+def pytest_sessionstart(session) -> None:
+    logging.getLogger().addHandler(_collector)
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    if _collector.leaks:
+        print("\nRaw upstream keys appeared in log records:", *_collector.leaks, sep="\n  ")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
