@@ -90,9 +90,15 @@ async def embeddings(scope, receive, send) -> None:
     await _inference(scope, receive, send, parse_embeddings, EMBEDDINGS)
 
 
+async def _reject_non_get(scope, send) -> bool:
+    if scope["method"] in ("GET", "HEAD"):
+        return False
+    await send_error(send, OpenAIError(405, f"Use GET for {scope['path']}.", code="method_not_allowed"))
+    return True
+
+
 async def models_list(scope, receive, send) -> None:
-    if scope["method"] not in ("GET", "HEAD"):
-        await send_error(send, OpenAIError(405, "Use GET for /v1/models.", code="method_not_allowed"))
+    if await _reject_non_get(scope, send):
         return
     denied = authenticate(scope)
     if denied is not None:
@@ -102,6 +108,8 @@ async def models_list(scope, receive, send) -> None:
 
 
 async def model_retrieve(scope, receive, send, model_id: str) -> None:
+    if await _reject_non_get(scope, send):
+        return
     denied = authenticate(scope)
     if denied is not None:
         await send_error(send, denied)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -15,24 +16,50 @@ import httpx
 from tests.fakes.server import free_port
 
 BIN = Path(sys.executable).parent
+# Variables a developer's shell may carry that would make a run depend on the machine;
+# tests pass explicitly what a run needs.
+SCRUBBED_PREFIXES = ("ELDRIC_", "DATABASE_URL", "REDIS_URL")
+
+
+def clean_environment(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(SCRUBBED_PREFIXES)}
+    env.update(extra)
+    return env
+
+
+def write_config(path: Path, config: dict) -> None:
+    """Write in place (same inode), the way most editors and config tools do."""
+    path.write_text(json.dumps(config, indent=2))
 
 
 class GatewayProcess:
     def __init__(
-        self, *args: str, data_dir: str | None = None, env: dict[str, str] | None = None, worker: bool = False
+        self,
+        *args: str,
+        data_dir: str | Path | None = None,
+        env: dict[str, str] | None = None,
+        worker: bool = False,
+        config: Path | None = None,
+        server: str | None = None,
+        name: str = "eldric-cloudd",
     ) -> None:
         self.port = free_port()
-        self.data_dir = data_dir or tempfile.mkdtemp(prefix="eldric-test-")
-        self.log_path = Path(self.data_dir) / f"eldric-cloudd-{self.port}.log"
+        self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="eldric-test-"))
+        self.log_path = self.data_dir / f"{name}-{self.port}.log"
         self.args = [str(BIN / "eldric-cloudd"), "--port", str(self.port), "--host", "127.0.0.1", *args]
+        if config is not None:
+            self.args += ["--config", str(config)]
+        if server is not None:
+            self.args += ["--server", server]
         if not worker:
             self.args.append("--no-worker")
-        self.env = {
-            **os.environ,
-            "ELDRIC_DATA_DIR": self.data_dir,
-            "ELDRIC_SNAPSHOT_POLL_SECONDS": "0.2",
+        self.env = clean_environment(
+            ELDRIC_DATA_DIR=str(self.data_dir),
+            ELDRIC_SNAPSHOT_POLL_SECONDS="0.2",
+            ELDRIC_LOG_LEVEL="INFO",
+            PYTHONUNBUFFERED="1",
             **(env or {}),
-        }
+        )
         self.process: subprocess.Popen | None = None
 
     @property
@@ -40,6 +67,7 @@ class GatewayProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30) -> GatewayProcess:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")  # noqa: SIM115 - kept open for the child's lifetime
         self.process = subprocess.Popen(
             self.args, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
@@ -58,7 +86,7 @@ class GatewayProcess:
         raise RuntimeError(f"eldric-cloudd did not answer /health within {timeout}s:\n{self.logs()}")
 
     def logs(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return self.log_path.read_bytes().decode(errors="replace") if self.log_path.exists() else ""
 
     def get(self, path: str, **kwargs) -> httpx.Response:
         return httpx.get(self.url + path, timeout=kwargs.pop("timeout", 10), **kwargs)
@@ -66,16 +94,33 @@ class GatewayProcess:
     def post(self, path: str, **kwargs) -> httpx.Response:
         return httpx.post(self.url + path, timeout=kwargs.pop("timeout", 30), **kwargs)
 
-    def wait_for(self, predicate, timeout: float = 15, interval: float = 0.2):
+    def client(self, **kwargs) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=kwargs.pop("timeout", 30), **kwargs)
+
+    def models(self) -> dict[str, str]:
+        """Model id -> the backend that owns its catalogue entry (the best priority)."""
+        return {m["id"]: m["owned_by"] for m in self.get("/v1/models", timeout=5).json()["data"]}
+
+    def sighup(self) -> None:
+        self.process.send_signal(signal.SIGHUP)
+
+    def wait_for(self, predicate, what: str = "condition", timeout: float = 15, interval: float = 0.1):
         """Poll until ``predicate()`` is truthy; return its value or fail with the logs."""
         deadline = time.monotonic() + timeout
         last = None
         while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise AssertionError(f"eldric-cloudd died while waiting for {what}:\n{self.logs()}")
             last = predicate()
             if last:
                 return last
             time.sleep(interval)
-        raise AssertionError(f"condition not met within {timeout}s (last: {last!r})\n--- logs ---\n{self.logs()}")
+        raise AssertionError(f"{what} not met within {timeout}s (last: {last!r})\n--- logs ---\n{self.logs()}")
+
+    def wait_for_log(self, text: str, timeout: float = 10, *, after: int = 0) -> str:
+        """Wait until ``text`` appears in the log past offset ``after``; return the matching line."""
+        self.wait_for(lambda: text in self.logs()[after:], f"log line {text!r}", timeout)
+        return next(line for line in self.logs()[after:].splitlines() if text in line)
 
     def stop(self, timeout: float = 15) -> int | None:
         if self.process is None or self.process.poll() is not None:
@@ -94,7 +139,7 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) 
     return subprocess.run(
         [str(BIN / "eldric-cloudd"), *args],
         check=False,
-        env={**os.environ, "ELDRIC_DATA_DIR": data_dir, **(env or {})},
+        env=clean_environment(ELDRIC_DATA_DIR=data_dir, **(env or {})),
         capture_output=True,
         text=True,
         timeout=timeout,

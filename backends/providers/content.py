@@ -9,6 +9,23 @@ from backends.providers.base import ProviderError
 
 logger = logging.getLogger(__name__)
 
+# OpenAI chat fields every translating adapter maps itself; each adds its own on top.
+TRANSLATED_FIELDS = frozenset(
+    {
+        "model",
+        "messages",
+        "stream",
+        "stream_options",
+        "tools",
+        "tool_choice",
+        "max_tokens",
+        "max_completion_tokens",
+        "stop",
+        "reasoning_effort",
+        "n",
+    }
+)
+
 
 def flatten_text(content, *, provider: str) -> str:
     """OpenAI content (a string or text parts) as one string; other parts are dropped with a warning."""

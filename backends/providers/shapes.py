@@ -17,6 +17,16 @@ def usage(prompt: int, completion: int, cached: int | None = None) -> dict:
     return result
 
 
+def assistant_message(text: str, tool_calls: list[dict], reasoning: str = "") -> dict:
+    """An OpenAI assistant message; content is null when the turn is only tool calls."""
+    message: dict = {"role": "assistant", "content": text if text or not tool_calls else None}
+    if reasoning:
+        message["reasoning_content"] = reasoning
+    if tool_calls:
+        message["tool_calls"] = tool_calls
+    return message
+
+
 def completion(*, id: str, model: str, message: dict, finish_reason: str, usage: dict | None) -> bytes:
     body = {
         "id": id,

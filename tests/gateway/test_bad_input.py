@@ -97,6 +97,7 @@ def test_wrong_method_is_405(routed):
     with gateway.client() as client:
         assert_openai_error(client.get("/v1/chat/completions"), 405)
         assert_openai_error(client.post("/v1/models"), 405)
+        assert_openai_error(client.delete("/v1/models/gpt-4o"), 405)
 
 
 def test_unknown_inference_path_is_404_in_the_openai_shape(routed):

@@ -9,19 +9,20 @@ import threading
 import httpx
 import pytest
 
+from tests.cli_process import GatewayProcess, write_config
 from tests.fakes import recordings
 from tests.fakes.server import openai_models, reply_bytes, reply_stream
-from tests.reload.daemon import Daemon, write_config
 
 USER = [{"role": "user", "content": "What is 4200 + 42?"}]
 
 
 @pytest.fixture
 def daemons(tmp_path):
-    started: list[Daemon] = []
+    started: list[GatewayProcess] = []
 
-    def make(**kwargs) -> Daemon:
-        daemon = Daemon(tmp_path, **kwargs).start()
+    def make(*, args: tuple[str, ...] = (), **kwargs) -> GatewayProcess:
+        kwargs.setdefault("data_dir", tmp_path / "data")
+        daemon = GatewayProcess(*args, **kwargs).start()
         started.append(daemon)
         return daemon
 
@@ -51,7 +52,7 @@ def test_file_changes_add_change_and_remove_backends_without_restart(tmp_path, f
     assert daemon.models() == {"m-alpha": "alpha", "shared": "alpha", "m-bravo": "bravo"}
 
     # Add: discovered at once and routable.
-    mark = len(daemon.log())
+    mark = len(daemon.logs())
     write_config(config, {"backends": [backend(alpha, 1), backend(bravo, 2), backend(charlie, 3)]})
     daemon.wait_for(lambda: "m-charlie" in daemon.models(), "charlie's models")
     assert "added charlie" in daemon.wait_for_log("config reload (file changed)", after=mark)
@@ -61,7 +62,7 @@ def test_file_changes_add_change_and_remove_backends_without_restart(tmp_path, f
     assert answer.headers["x-eldric-backend"] == "charlie"
 
     # Change: alpha drops below bravo for the model they share.
-    mark = len(daemon.log())
+    mark = len(daemon.logs())
     write_config(config, {"backends": [backend(alpha, 5), backend(bravo, 2), backend(charlie, 3)]})
     daemon.wait_for(lambda: daemon.models().get("shared") == "bravo", "bravo to own 'shared'")
     line = daemon.wait_for_log("config reload (file changed)", after=mark)
@@ -73,7 +74,7 @@ def test_file_changes_add_change_and_remove_backends_without_restart(tmp_path, f
     assert answer.headers["x-eldric-backend"] == "bravo"
 
     # Remove: bravo and its models leave routing; the default backend follows the file.
-    mark = len(daemon.log())
+    mark = len(daemon.logs())
     write_config(config, {"default_backend": "charlie", "backends": [backend(alpha, 5), backend(charlie, 3)]})
     daemon.wait_for(lambda: "m-bravo" not in daemon.models(), "bravo's models to go")
     assert daemon.models() == {"m-alpha": "alpha", "shared": "alpha", "m-charlie": "charlie"}
@@ -86,7 +87,7 @@ def test_file_changes_add_change_and_remove_backends_without_restart(tmp_path, f
 
     assert daemon.process.pid == pid
     assert daemon.process.poll() is None
-    assert "Traceback" not in daemon.log()
+    assert "Traceback" not in daemon.logs()
 
 
 BROKEN = [
@@ -105,7 +106,7 @@ def test_a_broken_file_is_rejected_with_one_line_and_the_running_config_stays(tm
     before = daemon.models()
 
     for content, expected in BROKEN:
-        mark = len(daemon.log())
+        mark = len(daemon.logs())
         config.write_text(content)
         line = daemon.wait_for_log("rejected", after=mark)
         assert " ERROR " in line
@@ -113,7 +114,7 @@ def test_a_broken_file_is_rejected_with_one_line_and_the_running_config_stays(tm
         assert str(config) in line
         assert expected in line
         # One line, no traceback, and nothing changed.
-        assert "Traceback" not in daemon.log()[mark:]
+        assert "Traceback" not in daemon.logs()[mark:]
         assert daemon.models() == before
         with daemon.client() as client:
             answer = client.post("/v1/chat/completions", json={"model": "m-alpha", "messages": USER})
@@ -144,18 +145,18 @@ def test_sighup_reloads_and_does_not_stop_the_process(tmp_path, fake_provider, d
     daemon = daemons(config=config, server=server)
     assert daemon.models() == {"m-alpha": "alpha"}
 
-    mark = len(daemon.log())
+    mark = len(daemon.logs())
     _rewrite_unnoticed(config, {"backends": [backend(alpha, 1), backend(bravo, 2)]})
     daemon.sighup()
     daemon.wait_for(lambda: "m-bravo" in daemon.models(), "bravo after SIGHUP")
     line = daemon.wait_for_log("config reload (SIGHUP)", after=mark)
-    if "config reload (file changed)" not in daemon.log()[mark:]:
+    if "config reload (file changed)" not in daemon.logs()[mark:]:
         # The watcher did not see the rewrite: SIGHUP alone did it.
         assert "added bravo" in line
     assert daemon.process.poll() is None
 
     # A second SIGHUP with nothing new changes nothing and still does not stop the process.
-    mark = len(daemon.log())
+    mark = len(daemon.logs())
     daemon.sighup()
     assert "no changes" in daemon.wait_for_log("config reload (SIGHUP)", after=mark)
     assert daemon.process.poll() is None

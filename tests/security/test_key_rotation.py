@@ -8,16 +8,16 @@ from pathlib import Path
 
 import httpx
 
+from tests.cli_process import GatewayProcess
 from tests.fakes import recordings
 from tests.fakes.server import openai_models, reply_bytes
-from tests.reload.daemon import Daemon
 
 REPO = Path(__file__).resolve().parents[2]
 KEY = "sk-rotate-me-5f1e2d3c4b5a69788796"
 USER = [{"role": "user", "content": "hi"}]
 
 
-def manage(daemon: Daemon, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+def manage(daemon: GatewayProcess, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, str(REPO / "manage.py"), "reencrypt_keys", *args],
         env={**daemon.env, "ELDRIC_DATA_DIR": str(daemon.data_dir), **env},
@@ -36,7 +36,7 @@ def test_rotate_from_the_generated_data_dir_key_to_a_new_one(tmp_path, fake_prov
     args = ("--backends", f"alpha:{fake.url}/v1:{KEY}")
 
     # First run: the key is encrypted under the generated data-dir key.
-    first = Daemon(tmp_path, args=args).start()
+    first = GatewayProcess(*args, data_dir=tmp_path / "data").start()
     first.stop()
     old = (first.data_dir / "encryption.key").read_text().strip()
 
@@ -52,14 +52,12 @@ def test_rotate_from_the_generated_data_dir_key_to_a_new_one(tmp_path, fake_prov
     assert KEY not in rotated.stdout + rotated.stderr
 
     # Restart with the new key alone: the stored key still decrypts and is used upstream.
-    second = Daemon(
-        tmp_path, args=args, env={"ELDRIC_ENCRYPTION_KEY": new}, data_dir=first.data_dir, name="second"
-    ).start()
+    second = GatewayProcess(*args, env={"ELDRIC_ENCRYPTION_KEY": new}, data_dir=first.data_dir, name="second").start()
     try:
         answer = httpx.post(second.url + "/v1/chat/completions", json={"model": "m-alpha", "messages": USER})
         assert answer.status_code == 200
         assert fake.requests_to("/v1/chat/completions")[-1].headers["Authorization"] == f"Bearer {KEY}"
-        assert "cannot be decrypted" not in second.log()
+        assert "cannot be decrypted" not in second.logs()
     finally:
         second.stop()
 

@@ -19,9 +19,9 @@ import httpx
 import pytest
 from aiohttp import web
 
+from tests.cli_process import GatewayProcess, write_config
 from tests.fakes import recordings
 from tests.fakes.server import free_port, openai_models, reply_bytes, reply_json, reply_stream
-from tests.reload.daemon import Daemon, write_config
 
 USER = [{"role": "user", "content": "What is 4200 + 42?"}]
 ADMIN_TOKEN = "adm-" + secrets.token_hex(16)
@@ -108,7 +108,7 @@ def upstreams(fake_provider) -> SimpleNamespace:
     return SimpleNamespace(good=good, stream=stream_fake, denied=denied, echo=echo, probe=probe, gone=gone)
 
 
-def call_everything(daemon: Daemon, keys: dict[str, str]) -> list[str]:
+def call_everything(daemon: GatewayProcess, keys: dict[str, str]) -> list[str]:
     """Every kind of client call, successful and failing; returns what clients saw."""
     responses: list[str] = []
     with daemon.client() as client:
@@ -147,10 +147,10 @@ def call_everything(daemon: Daemon, keys: dict[str, str]) -> list[str]:
     return responses
 
 
-def reload_with_a_new_key_then_a_broken_file(daemon: Daemon, config: Path, backends, keys, good) -> str:
+def reload_with_a_new_key_then_a_broken_file(daemon: GatewayProcess, config: Path, backends, keys, good) -> str:
     """A reload that changes a key logs the name only; a broken file that quotes a
     (mistyped, numeric) key is rejected without echoing it. Returns that numeric "key"."""
-    mark = len(daemon.log())
+    mark = len(daemon.logs())
     backends[0]["api_key"] = keys["good2"]
     write_config(config, {"default_backend": "good", "backends": backends})
     assert "changed good" in daemon.wait_for_log("config reload (file changed)", after=mark)
@@ -161,7 +161,7 @@ def reload_with_a_new_key_then_a_broken_file(daemon: Daemon, config: Path, backe
 
     daemon.wait_for(new_key_used, "the new key to be used")
     numeric_key = int("9" + "".join(secrets.choice("0123456789") for _ in range(17)))
-    mark = len(daemon.log())
+    mark = len(daemon.logs())
     broken = [dict(backends[0], api_key=numeric_key), *backends[1:]]
     config.write_text(json.dumps({"backends": broken}))
     line = daemon.wait_for_log("rejected", after=mark)
@@ -189,10 +189,11 @@ def test_raw_keys_appear_in_no_log_response_api_or_database_file(tmp_path, upstr
     ]
     config = tmp_path / "eldric.json"
     write_config(config, {"default_backend": "good", "backends": backends})
-    daemon = Daemon(
-        tmp_path,
+    daemon = GatewayProcess(
+        "--backends",
+        f"flagged:{stream_fake.url}/v1:{keys['flag']}",
+        data_dir=tmp_path / "data",
         config=config,
-        args=("--backends", f"flagged:{stream_fake.url}/v1:{keys['flag']}"),
         env={"ELDRIC_ADMIN_TOKEN": ADMIN_TOKEN, "GONE_API_KEY": keys["env"]},
     )
     daemon.start()
@@ -220,7 +221,7 @@ def test_raw_keys_appear_in_no_log_response_api_or_database_file(tmp_path, upstr
     assert files_containing(daemon.data_dir, all_keys) == {}
     database = (daemon.data_dir / "eldric.sqlite3").read_bytes()
     assert b"gAAAAA" in database  # Fernet tokens are there; the raw keys are not
-    log = daemon.log()
+    log = daemon.logs()
     assert "backend probe" in log  # the failing probe was logged...
     assert "backend echo failed" in log  # ...and so was the failing upstream call
     assert leaked(log, all_keys) == []
@@ -230,7 +231,7 @@ def test_raw_keys_appear_in_no_log_response_api_or_database_file(tmp_path, upstr
 def test_generated_secrets_in_the_data_dir_are_private(tmp_path, fake_provider):
     fake = fake_provider("alpha")
     fake.on("GET", "/v1/models", openai_models("m-alpha"))
-    daemon = Daemon(tmp_path, args=("--backends", f"alpha:{fake.url}/v1:{new_key('alpha')}"))
+    daemon = GatewayProcess("--backends", f"alpha:{fake.url}/v1:{new_key('alpha')}", data_dir=tmp_path / "data")
     daemon.start()
     daemon.stop()
     for name in ("encryption.key", "secret_key"):

@@ -12,6 +12,7 @@ import logging
 import re
 
 from backends.providers.base import ProviderError
+from backends.providers.content import TRANSLATED_FIELDS
 
 logger = logging.getLogger(__name__)
 
@@ -22,28 +23,15 @@ THINKING_BUDGETS = {"minimal": 1024, "low": 1024, "medium": 2048, "high": 4096, 
 MIN_THINKING_BUDGET = 1024
 
 # Top-level OpenAI fields this module reads. Any other field is dropped with a warning.
-HANDLED_FIELDS = frozenset(
-    {
-        "model",
-        "messages",
-        "max_tokens",
-        "max_completion_tokens",
-        "stop",
-        "temperature",
-        "top_p",
-        "top_k",
-        "tools",
-        "tool_choice",
-        "parallel_tool_calls",
-        "stream",
-        "stream_options",
-        "user",
-        "metadata",
-        "reasoning_effort",
-        "thinking",
-        "n",
-    }
-)
+HANDLED_FIELDS = TRANSLATED_FIELDS | {
+    "temperature",
+    "top_p",
+    "top_k",
+    "parallel_tool_calls",
+    "user",
+    "metadata",
+    "thinking",
+}
 THINKING_BLOCK_KEYS = {"thinking": ("type", "thinking", "signature"), "redacted_thinking": ("type", "data")}
 _DATA_URL = re.compile(r"^data:(?P<media>[\w.+-]+/[\w.+-]+)(?:;[^,]*)?;base64,(?P<data>.*)$", re.DOTALL)
 

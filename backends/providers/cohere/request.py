@@ -6,7 +6,7 @@ import json
 import logging
 
 from backends.providers.base import ProviderError
-from backends.providers.content import flatten_text, function_tool
+from backends.providers.content import TRANSLATED_FIELDS, flatten_text, function_tool
 from backends.providers.shapes import embedding_texts
 
 logger = logging.getLogger(__name__)
@@ -23,25 +23,7 @@ RENAMED = {
 # Cohere-only fields a client may send as extra body fields; passed through untouched.
 NATIVE = ("documents", "citation_options", "safety_mode", "priority", "strict_tools", "k", "p")
 # OpenAI fields handled elsewhere (or harmless to drop without a warning).
-HANDLED = frozenset(
-    {
-        "model",
-        "messages",
-        "stream",
-        "stream_options",
-        "tools",
-        "tool_choice",
-        "max_tokens",
-        "max_completion_tokens",
-        "stop",
-        "response_format",
-        "reasoning_effort",
-        "thinking",
-        "n",
-        *RENAMED,
-        *NATIVE,
-    }
-)
+HANDLED = TRANSLATED_FIELDS | {"response_format", "thinking", *RENAMED, *NATIVE}
 EMBED_INPUT_TYPES = frozenset({"search_document", "search_query", "classification", "clustering"})
 
 

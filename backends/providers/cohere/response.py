@@ -72,12 +72,7 @@ def chat_completion(payload: dict, body: bytes) -> bytes:
     if message.get("tool_plan"):
         thoughts.append(message["tool_plan"])
     tool_calls = [_tool_call(call) for call in message.get("tool_calls") or []]
-    text = "".join(texts)
-    out: dict = {"role": "assistant", "content": text if text or not tool_calls else None}
-    if thoughts:
-        out["reasoning_content"] = "\n\n".join(thoughts)
-    if tool_calls:
-        out["tool_calls"] = tool_calls
+    out = shapes.assistant_message("".join(texts), tool_calls, "\n\n".join(thoughts))
     return shapes.completion(
         id=f"chatcmpl-{data.get('id') or 'cohere'}",
         model=payload.get("model", ""),

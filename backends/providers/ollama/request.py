@@ -6,7 +6,7 @@ import json
 import logging
 
 from backends.providers.base import ProviderError
-from backends.providers.content import flatten_text, function_tool
+from backends.providers.content import TRANSLATED_FIELDS, flatten_text, function_tool
 from backends.providers.shapes import embedding_texts
 
 logger = logging.getLogger(__name__)
@@ -22,25 +22,7 @@ OPTIONS = {
 }
 # Ollama-only top-level fields a client may send as extra body fields.
 NATIVE = ("keep_alive", "think")
-HANDLED = frozenset(
-    {
-        "model",
-        "messages",
-        "stream",
-        "stream_options",
-        "tools",
-        "tool_choice",
-        "max_tokens",
-        "max_completion_tokens",
-        "stop",
-        "response_format",
-        "reasoning_effort",
-        "options",
-        "n",
-        *OPTIONS,
-        *NATIVE,
-    }
-)
+HANDLED = TRANSLATED_FIELDS | {"response_format", "options", *OPTIONS, *NATIVE}
 
 
 def chat_body(payload: dict) -> dict:

@@ -65,12 +65,7 @@ def chat_completion(payload: dict, body: bytes) -> bytes:
     tool_calls = [tool_call(call, index) for index, call in enumerate(calls)]
     for call in tool_calls:
         del call["index"]  # only stream deltas carry an index
-    text = "".join(content)
-    out: dict = {"role": "assistant", "content": text if text or not tool_calls else None}
-    if "".join(thinking):
-        out["reasoning_content"] = "".join(thinking)
-    if tool_calls:
-        out["tool_calls"] = tool_calls
+    out = shapes.assistant_message("".join(content), tool_calls, "".join(thinking))
     return shapes.completion(
         id=f"chatcmpl-{secrets.token_hex(12)}",
         model=payload.get("model", ""),
