@@ -27,6 +27,13 @@ TRANSLATED_FIELDS = frozenset(
 )
 
 
+def warn_unsupported(payload: dict, handled: frozenset[str], *, provider: str) -> None:
+    """Log (once per request) the OpenAI fields this provider cannot take and that were dropped."""
+    dropped = sorted(key for key, value in payload.items() if key not in handled and value is not None)
+    if dropped:
+        logger.warning("%s: dropped fields %s does not support: %s", provider.lower(), provider, ", ".join(dropped))
+
+
 def flatten_text(content, *, provider: str) -> str:
     """OpenAI content (a string or text parts) as one string; other parts are dropped with a warning."""
     if content is None:

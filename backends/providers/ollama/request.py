@@ -6,7 +6,7 @@ import json
 import logging
 
 from backends.providers.base import ProviderError
-from backends.providers.content import TRANSLATED_FIELDS, flatten_text, function_tool
+from backends.providers.content import TRANSLATED_FIELDS, flatten_text, function_tool, warn_unsupported
 from backends.providers.shapes import embedding_texts
 
 logger = logging.getLogger(__name__)
@@ -61,9 +61,7 @@ def chat_body(payload: dict) -> dict:
             body[name] = payload[name]
     # Ollama streams unless told otherwise, so always say which.
     body["stream"] = payload.get("stream") is True
-    dropped = sorted(key for key, value in payload.items() if key not in HANDLED and value is not None)
-    if dropped:
-        logger.warning("ollama: dropped fields Ollama does not support: %s", ", ".join(dropped))
+    warn_unsupported(payload, HANDLED, provider="Ollama")
     return body
 
 
