@@ -46,6 +46,9 @@ class Backend(models.Model):
     last_checked_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True, default="")
     consecutive_failures = models.PositiveIntegerField(default=0)
+    # Counts successful probes. The gateway's circuit breaker compares it with the count it
+    # saw when a circuit opened, so no clock is compared across machines.
+    healthy_probe_count = models.PositiveBigIntegerField(default=0, editable=False)
     next_check_at = models.DateTimeField(null=True, blank=True, db_index=True)
     models_refreshed_at = models.DateTimeField(null=True, blank=True)
 

@@ -12,6 +12,8 @@ from django.db.models import Count
 from backends.crypto import KeyDecryptionError, mask
 from backends.models import AuditLog, Backend, BackendSource, DiscoveredModel, GatewaySettings, WorkerIdentity
 from backends.snapshot import EXCLUDED_HEALTH, BackendRoute, RoutingSnapshot, snapshot_assemble
+from traffic import selectors as traffic_selectors
+from traffic.selectors import BackendLive
 
 logger = logging.getLogger(__name__)
 
@@ -61,9 +63,6 @@ def backend_route(backend: Backend, *, model_count: int = 0) -> BackendRoute:
     except KeyDecryptionError as exc:
         api_key, last_error = "", str(exc)
         logger.error("backend %s: %s", backend.name, exc)
-    healthy_since = (
-        backend.last_checked_at.timestamp() if backend.last_checked_at and backend.health_status == "healthy" else None
-    )
     return BackendRoute(
         name=backend.name,
         kind=backend.kind,
@@ -77,7 +76,7 @@ def backend_route(backend: Backend, *, model_count: int = 0) -> BackendRoute:
         health=backend.health_status,
         latency_ms=backend.latency_ms,
         last_error=last_error,
-        healthy_since=healthy_since,
+        healthy_probes=backend.healthy_probe_count,
         model_count=model_count,
     )
 
@@ -140,13 +139,23 @@ def backend_get(*, name: str) -> Backend | None:
     return backend_queryset().filter(name=name).first()
 
 
-def backend_routable(backend: Backend) -> bool:
+def backend_live(*, names: list[str] | None = None) -> dict[str, BackendLive]:
+    """Circuit state, rate limit and recent traffic per backend (``traffic.selectors``)."""
+    return traffic_selectors.backend_live(names=names)
+
+
+def backend_routable(backend: Backend, live: BackendLive | None = None) -> bool:
+    """Would a request be sent there now? Not while its circuit is open or a 429's
+    Retry-After holds it back, whatever the last probe said."""
+    if live is not None and live.blocked:
+        return False
     return backend.enabled and backend.health_status not in EXCLUDED_HEALTH
 
 
 def model_catalogue() -> list[dict]:
     """Every discovered model with the backends serving it (best priority first) and routability."""
     catalogue: dict[str, dict] = {}
+    live = backend_live()
     rows = DiscoveredModel.objects.select_related("backend").order_by("model_id", "backend__priority", "backend__name")
     for row in rows:
         backend = row.backend
@@ -158,7 +167,7 @@ def model_catalogue() -> list[dict]:
                 "enabled": backend.enabled,
                 "health_status": backend.health_status,
                 "capability": row.capability,
-                "routable": backend_routable(backend),
+                "routable": backend_routable(backend, live.get(backend.name)),
             }
         )
     for entry in catalogue.values():

@@ -27,9 +27,8 @@ class BackendRoute:
     health: str = "unknown"
     latency_ms: float | None = None
     last_error: str = ""
-    # Wall-clock time of the last successful probe; a probe newer than a circuit's opening
-    # closes the circuit.
-    healthy_since: float | None = None
+    # How many probes have succeeded; one newer than a circuit's opening closes the circuit.
+    healthy_probes: int = 0
     model_count: int = 0
 
     @property
@@ -46,6 +45,9 @@ class RoutingSnapshot:
     model_routes: dict[str, tuple[BackendRoute, ...]] = field(default_factory=dict)
     default_backend: str = ""
     models_body: bytes = b'{"object":"list","data":[]}'
+    # model id -> disabled backends that list it, for models no enabled backend lists: such a
+    # model is unavailable, not unknown, so it is not sent to the default backend.
+    disabled_models: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def default_route(self) -> BackendRoute | None:
         route = self.backends.get(self.default_backend)
@@ -64,8 +66,11 @@ def snapshot_assemble(
     ordered = sorted(routes, key=lambda r: (r.priority, r.name))
     model_routes: dict[str, list[BackendRoute]] = {}
     catalogue: dict[str, dict] = {}
+    disabled: dict[str, list[str]] = {}
     for route in ordered:
         if not route.enabled:
+            for model_id, _ in models.get(route.name, ()):
+                disabled.setdefault(model_id, []).append(route.name)
             continue
         for model_id, created in models.get(route.name, ()):
             model_routes.setdefault(model_id, []).append(route)
@@ -82,4 +87,5 @@ def snapshot_assemble(
         model_routes={m: tuple(rs) for m, rs in model_routes.items()},
         default_backend=default_backend,
         models_body=body,
+        disabled_models={m: tuple(names) for m, names in disabled.items() if m not in model_routes},
     )

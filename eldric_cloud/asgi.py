@@ -1,4 +1,9 @@
-"""ASGI entry point: the gateway's lean handlers in front of Django (and Channels later)."""
+"""ASGI entry point: the gateway's lean handlers in front of Django (and Channels later).
+
+Importing this module builds the application and nothing more: no thread starts and no
+database is read. The server's start-up path calls ``gateway.start()`` (eldric-cloudd does
+it before Daphne runs; under uvicorn the lifespan start-up does it).
+"""
 
 import gc
 import os
@@ -9,15 +14,11 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "eldric_cloud.settings")
 
 django_application = get_asgi_application()
 
-from django.conf import settings  # noqa: E402
-
 from gateway.app import GatewayApplication  # noqa: E402
-from gateway.snapshot import holder  # noqa: E402
+from gateway.pipeline import Gateway  # noqa: E402
 
-# Build the routing snapshot before the server accepts requests, then keep it fresh.
-holder.start(settings.ELDRIC_SNAPSHOT_POLL_SECONDS)
-
-application = GatewayApplication(django_application)
+gateway = Gateway.from_settings()
+application = GatewayApplication(gateway, django_application)
 
 # Everything loaded so far lives as long as the process. Moving it out of the collector's
 # generations keeps full collections (tens of milliseconds over Django's object graph)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import time
 
 from backends.providers.base import OpenAIError
+from gateway.context import RequestContext
 
 JSON = b"application/json"
 
@@ -15,17 +17,15 @@ class RequestRejected(Exception):
         self.error = error
 
 
-async def read_body(scope, receive, limit: int) -> bytes:
+async def read_body(receive, limit: int, declared: bytes | None) -> bytes:
     """The whole request body, refused with 413 as soon as it passes ``limit``."""
-    for name, value in scope["headers"]:
-        if name == b"content-length":
-            try:
-                declared = int(value)
-            except ValueError:
-                raise RequestRejected(OpenAIError(400, "invalid Content-Length header")) from None
-            if declared > limit:
-                raise RequestRejected(_too_large(limit))
-            break
+    if declared is not None:
+        try:
+            size = int(declared)
+        except ValueError:
+            raise RequestRejected(OpenAIError(400, "invalid Content-Length header")) from None
+        if size > limit:
+            raise RequestRejected(_too_large(limit))
     chunks = []
     size = 0
     while True:
@@ -53,22 +53,64 @@ def header(scope, name: bytes) -> bytes | None:
     return None
 
 
-async def send_bytes(
-    send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None, content_type: bytes = JSON
-) -> None:
-    response_headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
-    if headers:
-        response_headers.extend(headers)
-    await send({"type": "http.response.start", "status": status, "headers": response_headers})
-    await send({"type": "http.response.body", "body": body})
+class Responder:
+    """The client's side of one request.
 
+    Every answer carries ``x-request-id``, and ``x-eldric-backend`` once a backend was
+    reached (error answers included). It records in the context what the client got: the
+    status, the error class and when the first byte left.
+    """
 
-async def send_json(send, status: int, data, headers=None) -> None:
-    await send_bytes(send, status, json.dumps(data).encode(), headers)
+    __slots__ = ("_send", "close_connection", "ctx", "ended", "started", "streaming")
 
+    def __init__(self, send, ctx: RequestContext, *, close_connection: bool = False) -> None:
+        self._send = send
+        self.ctx = ctx
+        self.close_connection = close_connection
+        self.started = False
+        self.ended = False
+        self.streaming = False
 
-async def send_error(send, error: OpenAIError, headers: list[tuple[bytes, bytes]] | None = None) -> None:
-    extra = list(headers or [])
-    if error.retry_after is not None:
-        extra.append((b"retry-after", str(max(1, round(error.retry_after))).encode()))
-    await send_bytes(send, error.status, error.body(), extra)
+    async def start(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+        ctx = self.ctx
+        headers.append((b"x-request-id", ctx.request_id.encode()))
+        if ctx.backend:
+            headers.append((b"x-eldric-backend", ctx.backend.encode()))
+        if self.close_connection:
+            headers.append((b"connection", b"close"))
+        ctx.status = status
+        self.started = True
+        await self._send({"type": "http.response.start", "status": status, "headers": headers})
+
+    async def body(self, data: bytes, *, more: bool = False) -> None:
+        if data and self.ctx.first_client_byte is None:
+            self.ctx.first_client_byte = time.monotonic()
+        if not more:
+            self.ended = True
+        await self._send({"type": "http.response.body", "body": data, "more_body": more})
+
+    async def bytes(
+        self, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None, content_type: bytes = JSON
+    ) -> None:
+        response_headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+        if headers:
+            response_headers.extend(headers)
+        await self.start(status, response_headers)
+        await self.body(body)
+
+    async def json(self, status: int, data, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+        await self.bytes(status, json.dumps(data).encode(), headers)
+
+    async def error(self, error: OpenAIError, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+        extra = list(headers or [])
+        if error.retry_after is not None:
+            extra.append((b"retry-after", str(max(1, round(error.retry_after))).encode()))
+        self.ctx.fail(error.status, error.type or error.as_dict()["error"]["type"], error.code)
+        await self.bytes(error.status, error.body(), extra)
+
+    async def end_stream_with_error(self, error: OpenAIError) -> None:
+        """After the first byte the status cannot change: an error event, then the terminator."""
+        ctx = self.ctx
+        ctx.error_type = error.type or error.as_dict()["error"]["type"]
+        ctx.error_code = "" if error.code is None else str(error.code)
+        await self.body(error.sse() + b"data: [DONE]\n\n")

@@ -6,7 +6,7 @@ import hmac
 
 from backends.providers.base import OpenAIError
 from gateway.asgi_io import header
-from gateway.config import config
+from gateway.context import ANONYMOUS, MASTER, Principal
 
 MISSING_KEY = OpenAIError(
     401, "Missing API key. Send 'Authorization: Bearer <key>'.", type="authentication_error", code="missing_api_key"
@@ -14,17 +14,16 @@ MISSING_KEY = OpenAIError(
 INVALID_KEY = OpenAIError(401, "Invalid API key.", type="authentication_error", code="invalid_api_key")
 
 
-def authenticate(scope) -> OpenAIError | None:
-    """None when the request may proceed, else the error to answer with."""
-    master_key = config().master_key
+def authenticate(scope, master_key: str) -> tuple[Principal, OpenAIError | None]:
+    """Who is calling, and the error to answer with when they may not."""
     if not master_key:
-        return None
+        return ANONYMOUS, None
     raw = header(scope, b"authorization")
     if raw is None:
-        return MISSING_KEY
+        return ANONYMOUS, MISSING_KEY
     scheme, _, token = raw.decode("latin-1").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        return MISSING_KEY
-    if not hmac.compare_digest(token.strip().encode(), master_key.encode()):
-        return INVALID_KEY
-    return None
+        return ANONYMOUS, MISSING_KEY
+    if not hmac.compare_digest(token.strip().encode("latin-1"), master_key.encode()):
+        return ANONYMOUS, INVALID_KEY
+    return MASTER, None

@@ -1,8 +1,14 @@
 """Passive health: a per-process circuit breaker fed by real traffic.
 
 Closed → (N consecutive connect errors, timeouts or 5xx) → open → (cool-down) → half-open:
-one trial request decides between closed and open again. A successful health probe newer
-than the opening also closes the circuit, so both paths recover on their own.
+one trial request decides between closed and open again. The trial is a lease: released
+in ``finally`` whatever happens to the request (cancellation included), and expiring on its
+own after ``lease_seconds`` should a release ever be missed, so a lost trial cannot keep a
+backend out of routing.
+
+A successful health probe after the opening also closes the circuit. Probes run in the
+Celery worker, possibly on another machine, so "after" is decided by the backend's count of
+successful probes (``BackendRoute.healthy_probes``), never by comparing clocks.
 """
 
 from __future__ import annotations
@@ -13,25 +19,54 @@ from dataclasses import dataclass
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
 
 
-@dataclass
+class Lease:
+    """The right to send one request to a backend; ``release()`` it when the outcome is known."""
+
+    __slots__ = ("circuit", "expires")
+
+    def __init__(self, circuit: Circuit | None = None, expires: float = 0.0) -> None:
+        self.circuit = circuit
+        self.expires = expires
+
+    @property
+    def is_trial(self) -> bool:
+        return self.circuit is not None
+
+    def release(self) -> None:
+        circuit, self.circuit = self.circuit, None
+        if circuit is not None and circuit.trial is self:
+            circuit.trial = None
+
+
+# A closed circuit hands out this one: nothing to give back.
+FREE = Lease()
+
+
+@dataclass(eq=False)
 class Circuit:
     failures: int = 0
     opened_at: float | None = None  # monotonic
-    opened_wall: float | None = None  # wall clock, compared with probe times
-    trial_in_flight: bool = False
-    # A 429's Retry-After: the backend is skipped until then (monotonic).
+    # The backend's successful-probe count when the circuit opened.
+    opened_probes: int = 0
+    trial: Lease | None = None
+    # Retry-After: the backend is skipped until then (monotonic).
     blocked_until: float = 0.0
     failovers: int = 0
+    # The snapshot entry a probe called unhealthy but a trial request found working. It
+    # stays routable until the snapshot changes (a newer probe) or a request fails.
+    recovered: object | None = None
 
 
 class BreakerBoard:
-    def __init__(self, *, failure_threshold: int, cooldown: float, clock=time.monotonic, wall=time.time) -> None:
-        if failure_threshold < 1 or cooldown < 0:
-            raise ValueError("failure_threshold must be >= 1 and cooldown >= 0")
+    def __init__(
+        self, *, failure_threshold: int, cooldown: float, lease_seconds: float = 600.0, clock=time.monotonic
+    ) -> None:
+        if failure_threshold < 1 or cooldown < 0 or lease_seconds <= 0:
+            raise ValueError("failure_threshold must be >= 1, cooldown >= 0 and lease_seconds > 0")
         self.failure_threshold = failure_threshold
         self.cooldown = cooldown
+        self.lease_seconds = lease_seconds
         self._clock = clock
-        self._wall = wall
         self._circuits: dict[str, Circuit] = {}
 
     def circuit(self, name: str) -> Circuit:
@@ -40,61 +75,85 @@ class BreakerBoard:
             circuit = self._circuits[name] = Circuit()
         return circuit
 
-    def state(self, name: str, healthy_since: float | None = None) -> str:
+    def state(self, name: str, healthy_probes: int = 0) -> str:
         circuit = self._circuits.get(name)
         if circuit is None or circuit.opened_at is None:
             return CLOSED
-        if healthy_since is not None and circuit.opened_wall is not None and healthy_since > circuit.opened_wall:
+        if healthy_probes > circuit.opened_probes:
             self._close(circuit)
             return CLOSED
         if self._clock() - circuit.opened_at >= self.cooldown:
             return HALF_OPEN
         return OPEN
 
-    def available(self, name: str, healthy_since: float | None = None) -> bool:
+    def blocked(self, name: str) -> bool:
+        circuit = self._circuits.get(name)
+        return circuit is not None and circuit.blocked_until > 0 and self._clock() < circuit.blocked_until
+
+    def available(self, name: str, healthy_probes: int = 0) -> bool:
         """Could this backend take a request now? (Does not claim a half-open trial.)"""
         circuit = self._circuits.get(name)
         if circuit is None:
             return True
         if circuit.blocked_until and self._clock() < circuit.blocked_until:
             return False
-        state = self.state(name, healthy_since)
-        return state == CLOSED or (state == HALF_OPEN and not circuit.trial_in_flight)
+        state = self.state(name, healthy_probes)
+        return state == CLOSED or (state == HALF_OPEN and not self._trial_running(circuit))
 
-    def acquire(self, name: str, healthy_since: float | None = None) -> bool:
-        """Claim the right to send; in half-open only one request at a time gets it."""
-        if not self.available(name, healthy_since):
-            return False
+    def acquire(self, name: str, healthy_probes: int = 0) -> Lease | None:
+        """A lease to send, or None. While half-open only one trial lease is out at a time."""
+        if not self.available(name, healthy_probes):
+            return None
         circuit = self._circuits.get(name)
-        if circuit is not None and self.state(name, healthy_since) == HALF_OPEN:
-            circuit.trial_in_flight = True
-        return True
+        if circuit is None or circuit.opened_at is None:
+            return FREE
+        return self._trial(circuit)
+
+    def acquire_trial(self, name: str) -> Lease | None:
+        """One request at a time may test a backend that routing would otherwise skip (a probe
+        said it is down): the first one after it comes back restores it without waiting for
+        the next probe."""
+        circuit = self.circuit(name)
+        if self._trial_running(circuit):
+            return None
+        return self._trial(circuit)
 
     def record_success(self, name: str) -> None:
         circuit = self._circuits.get(name)
         if circuit is not None:
             self._close(circuit)
 
-    def record_failure(self, name: str) -> bool:
+    def record_failure(self, name: str, healthy_probes: int = 0) -> bool:
         """Count a connect error, timeout or 5xx. Returns True when this opened the circuit."""
         circuit = self.circuit(name)
         circuit.failures += 1
-        half_open_trial = circuit.trial_in_flight
-        circuit.trial_in_flight = False
-        if half_open_trial or (circuit.opened_at is None and circuit.failures >= self.failure_threshold):
+        circuit.recovered = None
+        trial = circuit.trial is not None and circuit.opened_at is not None
+        if trial or (circuit.opened_at is None and circuit.failures >= self.failure_threshold):
             circuit.opened_at = self._clock()
-            circuit.opened_wall = self._wall()
+            circuit.opened_probes = healthy_probes
             return True
         return False
 
     def record_neutral(self, name: str) -> None:
         """The backend answered (e.g. a 4xx): it is up, but this says nothing about failures."""
         circuit = self._circuits.get(name)
-        if circuit is not None and circuit.trial_in_flight:
+        if circuit is not None and circuit.opened_at is not None and circuit.trial is not None:
             self._close(circuit)
+
+    def mark_recovered(self, name: str, route: object) -> None:
+        self.circuit(name).recovered = route
+
+    def recovered(self, name: str, route: object) -> bool:
+        circuit = self._circuits.get(name)
+        return circuit is not None and circuit.recovered is route
 
     def block(self, name: str, seconds: float) -> None:
         self.circuit(name).blocked_until = self._clock() + seconds
+
+    def blocked_for(self, name: str) -> float:
+        circuit = self._circuits.get(name)
+        return max(0.0, circuit.blocked_until - self._clock()) if circuit is not None else 0.0
 
     def count_failover(self, name: str) -> None:
         self.circuit(name).failovers += 1
@@ -102,9 +161,24 @@ class BreakerBoard:
     def failovers(self) -> dict[str, int]:
         return {name: c.failovers for name, c in self._circuits.items() if c.failovers}
 
+    def _trial(self, circuit: Circuit) -> Lease:
+        circuit.trial = lease = Lease(circuit, self._clock() + self.lease_seconds)
+        return lease
+
+    def _trial_running(self, circuit: Circuit) -> bool:
+        trial = circuit.trial
+        if trial is None:
+            return False
+        if self._clock() >= trial.expires:
+            # Released by nobody: the request that held it is long gone.
+            trial.release()
+            return False
+        return True
+
     @staticmethod
     def _close(circuit: Circuit) -> None:
         circuit.failures = 0
         circuit.opened_at = None
-        circuit.opened_wall = None
-        circuit.trial_in_flight = False
+        circuit.opened_probes = 0
+        if circuit.trial is not None:
+            circuit.trial.release()

@@ -1,40 +1,53 @@
-"""Hot-path settings, read once per process so requests never touch Django's settings proxy."""
+"""Hot-path settings, read once when the gateway is built so requests never touch Django's
+settings proxy."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
 
 
 @dataclass(frozen=True, slots=True)
 class GatewayConfig:
-    max_body_bytes: int
-    connect_timeout: float
-    read_timeout: float
-    write_timeout: float
-    pool_timeout: float
-    max_connections: int
-    max_attempts: int
-    breaker_failures: int
-    breaker_cooldown: float
-    master_key: str
-    transport: str
+    max_body_bytes: int = 20 * 1024 * 1024
+    connect_timeout: float = 5.0
+    read_timeout: float = 300.0
+    write_timeout: float = 30.0
+    pool_timeout: float = 5.0
+    max_connections: int = 1000
+    max_attempts: int = 3
+    breaker_failures: int = 3
+    breaker_cooldown: float = 30.0
+    master_key: str = ""
+    transport: str = "aiohttp"
+    # A non-stream request ends by then, failovers included.
+    request_timeout: float = 600.0
+    # A stream that sends no complete event for this long is ended.
+    stream_idle_timeout: float = 300.0
+    # Largest non-stream upstream answer the gateway will hold.
+    max_response_bytes: int = 64 * 1024 * 1024
+    # An upstream's Retry-After is honoured up to this many seconds.
+    retry_after_max: float = 300.0
+    snapshot_poll_seconds: float = 0.5
 
+    @classmethod
+    def from_settings(cls) -> GatewayConfig:
+        from django.conf import settings
 
-@cache
-def config() -> GatewayConfig:
-    from django.conf import settings
-
-    return GatewayConfig(
-        max_body_bytes=settings.ELDRIC_MAX_BODY_BYTES,
-        connect_timeout=settings.ELDRIC_CONNECT_TIMEOUT,
-        read_timeout=settings.ELDRIC_READ_TIMEOUT,
-        write_timeout=settings.ELDRIC_WRITE_TIMEOUT,
-        pool_timeout=settings.ELDRIC_POOL_TIMEOUT,
-        max_connections=settings.ELDRIC_MAX_CONNECTIONS,
-        max_attempts=max(1, settings.ELDRIC_MAX_ATTEMPTS),
-        breaker_failures=max(1, settings.ELDRIC_BREAKER_FAILURES),
-        breaker_cooldown=settings.ELDRIC_BREAKER_COOLDOWN_SECONDS,
-        master_key=settings.ELDRIC_MASTER_KEY,
-        transport=settings.ELDRIC_HTTP_TRANSPORT,
-    )
+        return cls(
+            max_body_bytes=settings.ELDRIC_MAX_BODY_BYTES,
+            connect_timeout=settings.ELDRIC_CONNECT_TIMEOUT,
+            read_timeout=settings.ELDRIC_READ_TIMEOUT,
+            write_timeout=settings.ELDRIC_WRITE_TIMEOUT,
+            pool_timeout=settings.ELDRIC_POOL_TIMEOUT,
+            max_connections=settings.ELDRIC_MAX_CONNECTIONS,
+            max_attempts=max(1, settings.ELDRIC_MAX_ATTEMPTS),
+            breaker_failures=max(1, settings.ELDRIC_BREAKER_FAILURES),
+            breaker_cooldown=settings.ELDRIC_BREAKER_COOLDOWN_SECONDS,
+            master_key=settings.ELDRIC_MASTER_KEY,
+            transport=settings.ELDRIC_HTTP_TRANSPORT,
+            request_timeout=settings.ELDRIC_REQUEST_TIMEOUT,
+            stream_idle_timeout=settings.ELDRIC_STREAM_IDLE_TIMEOUT,
+            max_response_bytes=settings.ELDRIC_MAX_RESPONSE_BYTES,
+            retry_after_max=settings.ELDRIC_RETRY_AFTER_MAX_SECONDS,
+            snapshot_poll_seconds=settings.ELDRIC_SNAPSHOT_POLL_SECONDS,
+        )

@@ -1,26 +1,23 @@
-"""Passive health bookkeeping shared by forwarding and streaming: the breaker board and the
-classification of transport failures."""
+"""Classifying transport failures, worded for clients: the backend's name, never its address."""
 
 from __future__ import annotations
 
 import asyncio
+import errno
 
 import httpx
 
 from backends.providers.base import OpenAIError
 from backends.snapshot import BackendRoute
-from gateway.breaker import BreakerBoard
-from gateway.config import config
+from gateway.context import CONNECT_ERROR, TIMEOUT
 
-_board: BreakerBoard | None = None
-
-
-def board() -> BreakerBoard:
-    global _board  # noqa: PLW0603 - one board per process, built lazily from settings
-    if _board is None:
-        cfg = config()
-        _board = BreakerBoard(failure_threshold=cfg.breaker_failures, cooldown=cfg.breaker_cooldown)
-    return _board
+_ERRNO_WORDS = {
+    errno.ECONNREFUSED: "connection refused",
+    errno.ECONNRESET: "connection reset",
+    errno.EHOSTUNREACH: "host unreachable",
+    errno.ENETUNREACH: "network unreachable",
+    errno.EPIPE: "connection closed",
+}
 
 
 def transport_error(route: BackendRoute, exc: httpx.HTTPError) -> OpenAIError:
@@ -29,6 +26,10 @@ def transport_error(route: BackendRoute, exc: httpx.HTTPError) -> OpenAIError:
     return OpenAIError(
         502, f"cannot reach backend {route.name}: {describe(exc)}", type="api_error", code="upstream_unreachable"
     )
+
+
+def outcome_of(exc: httpx.HTTPError) -> str:
+    return TIMEOUT if is_timeout(exc) else CONNECT_ERROR
 
 
 def is_timeout(exc: BaseException) -> bool:
@@ -42,6 +43,24 @@ def is_timeout(exc: BaseException) -> bool:
 
 
 def describe(exc: BaseException) -> str:
-    cause = exc.__cause__ or exc
-    text = str(cause) or type(cause).__name__
-    return text[:200]
+    """A few words for what went wrong. Library messages name the host and port (an internal
+    address, for a self-hosted upstream), so they are never passed on as they are."""
+    seen = exc
+    for _ in range(5):
+        if seen is None:
+            break
+        name = type(seen).__name__
+        if "DNS" in name or (isinstance(seen, OSError) and seen.errno in (-2, -3, -5)):
+            return "name resolution failed"
+        if "SSL" in name or "Certificate" in name:
+            return "TLS handshake failed"
+        if isinstance(seen, OSError) and seen.errno in _ERRNO_WORDS:
+            return _ERRNO_WORDS[seen.errno]
+        if name in ("ServerDisconnectedError", "RemoteProtocolError"):
+            return "the connection closed before a complete answer"
+        if name in ("ClientPayloadError", "ReadError"):
+            return "the answer was cut short"
+        seen = seen.__cause__ or seen.__context__
+    if isinstance(exc, httpx.ConnectError) or type(exc.__cause__).__name__ == "ClientConnectorError":
+        return "connection failed"
+    return "transport error"

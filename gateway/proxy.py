@@ -1,51 +1,44 @@
 """Forwarding with failover before the first byte; the relay after it is in ``gateway.streaming``.
 
-Failover policy: until anything has reached the client, a connect error, timeout, 5xx or
-429 moves on to the next backend that serves the model (best priority first, at most
-``ELDRIC_MAX_ATTEMPTS``). Client errors (400, 401, 404, 413, 422, content-policy
-refusals) are returned as they are. Once bytes have gone out, an upstream failure ends the
-stream with an OpenAI-shaped error event and ``data: [DONE]``.
+Failover policy: until anything has reached the client, a connect error, timeout, 5xx, 429,
+a redirect or a 2xx that is not what it claims moves on to the next backend that serves the
+model (best priority first, at most ``ELDRIC_MAX_ATTEMPTS``). Client errors (400, 401, 404,
+413, 422, content-policy refusals) are returned as they are. Once bytes have gone out, an
+upstream failure ends the stream with an OpenAI-shaped error event and ``data: [DONE]``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import httpx
 
 from backends.providers import provider_for
-from backends.providers.base import OpenAIError, ProviderError, UpstreamRequest
-from backends.redaction import redact
+from backends.providers.base import OpenAIError, Provider, ProviderError, UpstreamRequest
+from backends.providers.openai_compatible import flavour_for
 from backends.snapshot import BackendRoute
+from gateway import context as outcomes
 from gateway import routing
-from gateway.asgi_io import send_bytes, send_error
-from gateway.config import config
-from gateway.failures import board, transport_error
-from gateway.http import client
+from gateway.asgi_io import Responder
+from gateway.context import Attempt, RequestContext
+from gateway.failures import outcome_of, transport_error
+from gateway.redaction import redacted_error, safe_headers
 from gateway.streaming import relay_stream
+from gateway.usage import NotJSON, stream_usage_body, usage_from_body
+
+if TYPE_CHECKING:
+    from gateway.pipeline import Gateway
 
 logger = logging.getLogger(__name__)
 
-# Upstream response headers worth passing on to clients (request ids and rate limits).
-FORWARDED_HEADER_PREFIXES = (b"x-ratelimit-", b"anthropic-ratelimit-")
-FORWARDED_HEADERS = frozenset({b"x-request-id", b"request-id", b"openai-processing-ms"})
-
 # 429 rate limited; 529 Anthropic overloaded.
 OVERLOADED = frozenset({429, 529})
-
-# Parsed upstream URLs: there are a few per backend, and parsing one costs about 4% of a request.
-_urls: dict[str, httpx.URL] = {}
-_URL_CACHE_SIZE = 1024
-
-
-def _parsed_url(url: str) -> httpx.URL:
-    parsed = _urls.get(url)
-    if parsed is None:
-        if len(_urls) >= _URL_CACHE_SIZE:
-            _urls.clear()
-        parsed = _urls[url] = httpx.URL(url)
-    return parsed
+# Upstreams known to reject ``stream_options`` (providers.md §5).
+NO_STREAM_OPTIONS = frozenset({"mistral"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,33 +55,168 @@ EMBEDDINGS = Endpoint("embeddings", "embeddings_request", "embeddings_response")
 
 
 class _Retryable(Exception):
-    def __init__(self, error: OpenAIError, *, health_failure: bool) -> None:
+    def __init__(self, error: OpenAIError, outcome: str, *, health_failure: bool) -> None:
         super().__init__(error.message)
         self.error = error
+        self.outcome = outcome
         self.health_failure = health_failure
 
 
-def _forwarded_headers(upstream: httpx.Response, route: BackendRoute) -> list[tuple[bytes, bytes]]:
-    headers = [(b"x-eldric-backend", route.name.encode())]
-    for name, value in upstream.headers.raw:
-        lowered = name.lower()
-        if lowered in FORWARDED_HEADERS or lowered.startswith(FORWARDED_HEADER_PREFIXES):
-            headers.append((lowered, value))
-    return headers
+class _Final(Exception):
+    def __init__(self, error: OpenAIError, outcome: str) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.outcome = outcome
 
 
-async def _open(route: BackendRoute, request: UpstreamRequest) -> httpx.Response:
+async def forward(
+    gw: Gateway, ctx: RequestContext, out: Responder, *, endpoint: Endpoint, payload: dict, body: bytes
+) -> None:
+    breakers = gw.breakers
+    route_plan = routing.plan(gw.snapshots.current, ctx.model, breakers)
+    ctx.model_known = route_plan.model_known
+    if route_plan.error is not None:
+        await out.error(route_plan.error)
+        return
+    last_error: OpenAIError | None = None
+    tried = 0
+    for route in route_plan.candidates:
+        if tried >= gw.config.max_attempts:
+            break
+        if route_plan.trial:
+            lease = breakers.acquire_trial(route.name)
+        else:
+            lease = breakers.acquire(route.name, route.healthy_probes)
+        if lease is None:
+            continue
+        tried += 1
+        attempt = ctx.attempt(route.name)
+        try:
+            await _try(gw, ctx, out, route, attempt, endpoint=endpoint, payload=payload, body=body)
+        except _Retryable as failure:
+            _record_retryable(gw, ctx, route, attempt, failure)
+            last_error = failure.error
+            continue
+        finally:
+            if not attempt.ended:
+                attempt.ended = time.monotonic()
+            lease.release()
+        if route_plan.trial and attempt.outcome == outcomes.OK:
+            logger.info("backend %s answered again; routable before its next probe", route.name)
+            breakers.mark_recovered(route.name, route)
+        return
+    if last_error is None:
+        states = ", ".join(f"{r.name}: {routing.backend_state(r, breakers)}" for r in route_plan.candidates)
+        last_error = OpenAIError(
+            503,
+            f"No backend could take the request for `{ctx.model}` ({states}).",
+            type="service_unavailable",
+            code="no_healthy_backend",
+        )
+    await out.error(last_error)
+
+
+def _record_retryable(gw: Gateway, ctx: RequestContext, route: BackendRoute, attempt: Attempt, failure) -> None:
+    breakers = gw.breakers
+    attempt.outcome = failure.outcome
+    attempt.status = failure.error.status
+    attempt.reason = failure.error.message
+    if failure.health_failure and breakers.record_failure(route.name, route.healthy_probes):
+        logger.warning("backend %s: circuit opened after repeated failures", route.name)
+    breakers.count_failover(route.name)
+    logger.warning("backend %s failed for %s (%s); trying the next backend", route.name, ctx.model, attempt.reason)
+
+
+async def _try(
+    gw: Gateway,
+    ctx: RequestContext,
+    out: Responder,
+    route: BackendRoute,
+    attempt: Attempt,
+    *,
+    endpoint: Endpoint,
+    payload: dict,
+    body: bytes,
+) -> None:
+    """One backend. Returns once the client has its answer; raises ``_Retryable`` when the
+    next backend may try."""
+    provider = provider_for(route.kind)
+    ctx.backend = route.name
+    try:
+        request = getattr(provider, endpoint.build)(route, payload, body)
+    except ProviderError as exc:
+        attempt.outcome = outcomes.REJECTED
+        attempt.reason = str(exc)
+        await out.error(OpenAIError(400, str(exc), param=getattr(exc, "param", None), code="invalid_request"))
+        return
+    stripper = False
+    if ctx.stream and provider.passthrough and flavour_for(route.name, route.url) not in NO_STREAM_OPTIONS:
+        with_usage = stream_usage_body(payload, request.content or b"")
+        if with_usage is not None:
+            request = UpstreamRequest(request.method, request.url, request.headers, with_usage)
+            stripper = True
+    try:
+        upstream = await _open(gw, route, request, provider)
+    except _Final as final:
+        attempt.outcome = final.outcome
+        attempt.status = final.error.status
+        attempt.reason = final.error.message
+        gw.breakers.record_neutral(route.name)
+        await out.error(final.error)
+        return
+    attempt.status = upstream.status_code
+    headers = safe_headers(upstream.headers.raw, route.api_key)
+    if ctx.stream:
+        gw.breakers.record_success(route.name)
+        attempt.outcome = outcomes.OK
+        attempt.ended = time.monotonic()
+        await relay_stream(
+            gw, ctx, out, route=route, provider=provider, payload=payload, upstream=upstream, headers=headers,
+            strip_usage=stripper,
+        )  # fmt: skip
+        return
+    answer = await _read_whole(gw, route, upstream)
+    attempt.ended = ctx.first_upstream_byte = time.monotonic()
+    if not provider.passthrough:
+        try:
+            answer = getattr(provider, endpoint.translate)(payload, answer)
+        except ProviderError as exc:
+            raise _Retryable(
+                OpenAIError(502, f"backend {route.name}: {exc}", type="api_error", code="upstream_invalid_response"),
+                outcomes.TRANSLATE_ERROR,
+                health_failure=True,
+            ) from None
+    try:
+        ctx.usage = usage_from_body(answer)
+    except NotJSON as exc:
+        raise _Retryable(
+            OpenAIError(
+                502,
+                f"backend {route.name} answered HTTP {upstream.status_code} but {exc}",
+                type="api_error",
+                code="upstream_invalid_response",
+            ),
+            outcomes.INVALID_RESPONSE,
+            health_failure=True,
+        ) from None
+    gw.breakers.record_success(route.name)
+    attempt.outcome = outcomes.OK
+    await out.bytes(upstream.status_code, answer, headers)
+
+
+async def _open(gw: Gateway, route: BackendRoute, request: UpstreamRequest, provider: Provider) -> httpx.Response:
     """Send upstream and classify every failure that allows trying the next backend."""
-    http = client()
+    clients = gw.clients
+    http = clients.get()
     try:
         upstream = await http.send(
             http.build_request(
-                request.method, _parsed_url(request.url), headers=request.headers, content=request.content
+                request.method, clients.url(request.url), headers=request.headers, content=request.content
             ),
             stream=True,
         )
     except httpx.HTTPError as exc:
-        raise _Retryable(transport_error(route, exc), health_failure=True) from None
+        raise _Retryable(transport_error(route, exc), outcome_of(exc), health_failure=True) from None
     status = upstream.status_code
     if status < 300:
         return upstream
@@ -96,111 +224,54 @@ async def _open(route: BackendRoute, request: UpstreamRequest) -> httpx.Response
         # Redirects are not followed: a key must never be replayed to another host. The
         # backend's URL is wrong, which the operator has to fix.
         await upstream.aclose()
-        location = upstream.headers.get("location", "elsewhere")
         raise _Retryable(
-            OpenAIError(502, f"backend {route.name} redirected to {location}; check its URL", code="upstream_redirect"),
+            OpenAIError(502, f"backend {route.name} redirected; check its URL", code="upstream_redirect"),
+            outcomes.REDIRECT,
             health_failure=True,
         )
-    try:
-        body = await upstream.aread()
-    except httpx.HTTPError as exc:
-        raise _Retryable(transport_error(route, exc), health_failure=True) from None
-    finally:
-        await upstream.aclose()
-    error = provider_for(route.kind).error(status, body, upstream.headers)
-    error = OpenAIError(
-        error.status, redact(error.message, route.api_key), error.type, error.param, error.code, error.retry_after
-    )
+    body = await _read_whole(gw, route, upstream, limit=1024 * 1024)
+    error = redacted_error(provider.error(status, body, upstream.headers), route.api_key)
+    if error.retry_after is not None and error.retry_after > gw.config.retry_after_max:
+        error = dataclasses.replace(error, retry_after=gw.config.retry_after_max)
     if status in OVERLOADED:
         # Busy, not broken: try elsewhere, and stay away as long as the provider asks.
         if error.retry_after:
-            board().block(route.name, error.retry_after)
-        raise _Retryable(error, health_failure=False)
+            gw.breakers.block(route.name, error.retry_after)
+        raise _Retryable(error, outcomes.RATE_LIMITED, health_failure=False)
     if status >= 500 or status == 408:
-        raise _Retryable(error, health_failure=True)
-    board().record_neutral(route.name)
-    raise _Final(error)
+        raise _Retryable(error, outcomes.UPSTREAM_ERROR, health_failure=True)
+    raise _Final(error, outcomes.CLIENT_ERROR)
 
 
-class _Final(Exception):
-    def __init__(self, error: OpenAIError) -> None:
-        super().__init__(error.message)
-        self.error = error
-
-
-async def forward(
-    scope, receive, send, *, snapshot, endpoint: Endpoint, model: str, payload: dict, body: bytes
-) -> None:
-    breakers = board()
-    route_plan = routing.plan(snapshot, model, breakers)
-    if route_plan.error is not None:
-        await send_error(send, route_plan.error)
-        return
-    stream = endpoint is CHAT and payload.get("stream") is True
-    last_error: OpenAIError | None = None
-    attempts = 0
-    for route in route_plan.candidates:
-        if attempts >= config().max_attempts:
-            break
-        if not breakers.acquire(route.name, route.healthy_since):
-            continue
-        attempts += 1
-        provider = provider_for(route.kind)
-        try:
-            request = getattr(provider, endpoint.build)(route, payload, body)
-        except ProviderError as exc:
-            breakers.record_neutral(route.name)
-            await send_error(send, OpenAIError(400, str(exc)), [(b"x-eldric-backend", route.name.encode())])
-            return
-        try:
-            upstream = await _open(route, request)
-            if not stream:
-                answer = await _read_whole(route, upstream)
-        except _Retryable as failure:
-            last_error = failure.error
-            if failure.health_failure and breakers.record_failure(route.name):
-                logger.warning("backend %s: circuit opened after repeated failures", route.name)
-            elif not failure.health_failure:
-                breakers.record_neutral(route.name)
-            breakers.count_failover(route.name)
-            logger.warning(
-                "backend %s failed for %s (%s); trying the next backend", route.name, model, failure.error.message
-            )
-            continue
-        except _Final as final:
-            await send_error(send, final.error, [(b"x-eldric-backend", route.name.encode())])
-            return
-        breakers.record_success(route.name)
-        headers = _forwarded_headers(upstream, route)
-        if stream:
-            await relay_stream(
-                receive, send, route=route, provider=provider, payload=payload, upstream=upstream, headers=headers
-            )
-        else:
-            if not provider.passthrough:
-                try:
-                    answer = getattr(provider, endpoint.translate)(payload, answer)
-                except ProviderError as exc:
-                    error = OpenAIError(502, f"backend {route.name}: {exc}", type="api_error", code="upstream_error")
-                    await send_error(send, error, headers)
-                    return
-            await send_bytes(send, upstream.status_code, answer, headers)
-        return
-    if last_error is None:
-        states = ", ".join(f"{r.name}: {routing.backend_state(r, breakers)}" for r in route_plan.candidates)
-        last_error = OpenAIError(
-            503,
-            f"No backend could take the request for `{model}` ({states}).",
-            type="service_unavailable",
-            code="no_healthy_backend",
-        )
-    await send_error(send, last_error)
-
-
-async def _read_whole(route: BackendRoute, upstream: httpx.Response) -> bytes:
+async def _read_whole(gw: Gateway, route: BackendRoute, upstream: httpx.Response, limit: int = 0) -> bytes:
+    """The whole answer, bounded: an upstream cannot make the gateway hold more than the limit."""
+    limit = limit or gw.config.max_response_bytes
+    chunks: list[bytes] = []
+    size = 0
     try:
-        return await upstream.aread()
+        declared = upstream.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise _too_large(route, limit)
+        async for chunk in upstream.aiter_bytes():
+            size += len(chunk)
+            if size > limit:
+                raise _too_large(route, limit)
+            chunks.append(chunk)
     except httpx.HTTPError as exc:
-        raise _Retryable(transport_error(route, exc), health_failure=True) from None
+        raise _Retryable(transport_error(route, exc), outcome_of(exc), health_failure=True) from None
     finally:
         await upstream.aclose()
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _too_large(route: BackendRoute, limit: int) -> _Retryable:
+    return _Retryable(
+        OpenAIError(
+            502,
+            f"backend {route.name} sent an answer larger than {limit} bytes",
+            type="api_error",
+            code="upstream_response_too_large",
+        ),
+        outcomes.INVALID_RESPONSE,
+        health_failure=False,
+    )

@@ -8,25 +8,36 @@ from backends.providers.base import OpenAIError
 from backends.snapshot import BackendRoute, RoutingSnapshot
 from gateway.breaker import BreakerBoard
 
+# The probe's verdict that a trial request may overturn; ``auth_failed`` needs the operator.
+PROBE_DOWN = "unhealthy"
+
 
 @dataclass(frozen=True, slots=True)
 class RoutePlan:
     candidates: tuple[BackendRoute, ...] = ()
     error: OpenAIError | None = None
+    # Whether ``model`` is one the catalogue lists (safe to count under its own name).
+    model_known: bool = False
+    # The candidate is a backend a probe called down: one trial request at a time.
+    trial: bool = False
+
+
+def probe_excluded(route: BackendRoute, board: BreakerBoard) -> bool:
+    return route.probe_excluded and not board.recovered(route.name, route)
 
 
 def backend_state(route: BackendRoute, board: BreakerBoard) -> str:
     """One word for an operator: disabled, the probe's verdict, or the circuit's."""
     if not route.enabled:
         return "disabled"
-    if route.probe_excluded:
+    if probe_excluded(route, board):
         return route.health
-    circuit = board.state(route.name, route.healthy_since)
+    circuit = board.state(route.name, route.healthy_probes)
     if circuit != "closed":
         return f"circuit_{circuit}"
-    if not board.available(route.name, route.healthy_since):
+    if board.blocked(route.name):
         return "rate_limited"
-    return route.health
+    return "healthy" if board.recovered(route.name, route) else route.health
 
 
 def plan(snapshot: RoutingSnapshot, model: str, board: BreakerBoard) -> RoutePlan:
@@ -34,10 +45,22 @@ def plan(snapshot: RoutingSnapshot, model: str, board: BreakerBoard) -> RoutePla
 
     A model that no backend lists goes to the default backend unchanged. A listed model is
     never silently sent to the default backend: when all of its backends are excluded, the
-    answer is 503 with each backend's state (seed, routing step 4).
+    answer is 503 with each backend's state (seed, routing step 4). Nor is a model whose only
+    backends are disabled.
     """
     listed = snapshot.model_routes.get(model)
+    known = listed is not None
     if listed is None:
+        disabled = snapshot.disabled_models.get(model)
+        if disabled:
+            return RoutePlan(
+                error=OpenAIError(
+                    503,
+                    f"The model `{model}` is served only by disabled backends ({', '.join(disabled)}).",
+                    type="service_unavailable",
+                    code="backend_disabled",
+                )
+            )
         default = snapshot.default_route()
         if default is None:
             return RoutePlan(
@@ -49,9 +72,15 @@ def plan(snapshot: RoutingSnapshot, model: str, board: BreakerBoard) -> RoutePla
                 )
             )
         listed = (default,)
-    usable = tuple(r for r in listed if not r.probe_excluded and board.available(r.name, r.healthy_since))
+    usable = tuple(r for r in listed if not probe_excluded(r, board) and board.available(r.name, r.healthy_probes))
     if usable:
-        return RoutePlan(candidates=usable)
+        return RoutePlan(candidates=usable, model_known=known)
+    # Every backend is out. If a probe verdict is all that keeps the best one out, let one
+    # request find out whether it is back: probes of a failing backend are seconds apart at
+    # best, and a backend that returns should not wait for the next one.
+    for route in listed:
+        if route.health == PROBE_DOWN and board.available(route.name, route.healthy_probes):
+            return RoutePlan(candidates=(route,), model_known=known, trial=True)
     states = ", ".join(f"{r.name}: {backend_state(r, board)}" for r in listed)
     return RoutePlan(
         error=OpenAIError(
@@ -59,5 +88,6 @@ def plan(snapshot: RoutingSnapshot, model: str, board: BreakerBoard) -> RoutePla
             f"No healthy backend can serve `{model}` ({states}).",
             type="service_unavailable",
             code="no_healthy_backend",
-        )
+        ),
+        model_known=known,
     )

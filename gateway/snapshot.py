@@ -1,8 +1,9 @@
 """The process's current routing snapshot.
 
-The hot path reads ``current()``: a plain attribute, no IO. A daemon thread polls the
-database's routing version and swaps in a rebuilt snapshot when it moves, so writes by the
-API, the admin or Celery reach every gateway process within ``ELDRIC_SNAPSHOT_POLL_SECONDS``.
+The hot path reads ``SnapshotSource.current``: a plain attribute, no IO. A daemon thread
+polls the database's routing version and swaps in a rebuilt snapshot when it moves, so writes
+by the API, the admin or Celery reach every gateway process within
+``ELDRIC_SNAPSHOT_POLL_SECONDS``.
 """
 
 from __future__ import annotations
@@ -15,50 +16,65 @@ from backends.snapshot import RoutingSnapshot
 logger = logging.getLogger(__name__)
 
 
-class SnapshotHolder:
-    def __init__(self) -> None:
-        self.snapshot = RoutingSnapshot()
+class SnapshotSource:
+    """``database=False`` gives a source that only changes by ``install`` (tests, tools)."""
+
+    def __init__(self, snapshot: RoutingSnapshot | None = None, *, database: bool = True) -> None:
+        self.current = snapshot or RoutingSnapshot()
+        self.database = database
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
 
     def install(self, snapshot: RoutingSnapshot) -> None:
         # A single reference swap: readers see the old or the new snapshot, never a mix.
-        self.snapshot = snapshot
+        self.current = snapshot
 
     def refresh(self) -> bool:
-        """Rebuild from the database if the routing version moved. Returns True if swapped."""
-        from django.db import close_old_connections
+        """Rebuild from the database if the routing version moved. Returns True if swapped.
+
+        The poller keeps its one connection open between polls (Django closes connections
+        only around its own requests, which never run on this thread); a failed query drops
+        the connection so the next poll opens a fresh one.
+        """
+        from django.db import connection
 
         from backends.selectors import routing_snapshot_build, routing_version_get
 
-        close_old_connections()
-        if routing_version_get() == self.snapshot.version:
-            return False
-        self.install(routing_snapshot_build())
+        try:
+            if routing_version_get() == self.current.version:
+                return False
+            self.install(routing_snapshot_build())
+        except Exception:
+            connection.close()
+            raise
         return True
 
     def start(self, poll_seconds: float) -> None:
         """Build once now, then keep polling in the background."""
+        if not self.database:
+            return
         self.refresh()
         if self._thread is not None:
             return
+        self._stop.clear()
         self._thread = threading.Thread(target=self._run, args=(poll_seconds,), name="snapshot-refresh", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(5)
 
     def _run(self, poll_seconds: float) -> None:
-        while not self._stop.wait(poll_seconds):
-            try:
-                self.refresh()
-            except Exception:
-                # A database hiccup must not kill the refresher; routing keeps the last snapshot.
-                logger.exception("routing snapshot refresh failed; keeping version %s", self.snapshot.version)
+        from django.db import connection
 
-
-holder = SnapshotHolder()
-
-
-def current() -> RoutingSnapshot:
-    return holder.snapshot
+        try:
+            while not self._stop.wait(poll_seconds):
+                try:
+                    self.refresh()
+                except Exception:
+                    # A database hiccup must not kill the refresher; routing keeps the last snapshot.
+                    logger.exception("routing snapshot refresh failed; keeping version %s", self.current.version)
+        finally:
+            connection.close()

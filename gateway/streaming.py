@@ -1,19 +1,31 @@
 """Relaying a stream to the client as it arrives, after the failover window has closed.
 
-Once bytes have gone out the backend cannot be switched: an upstream failure ends the stream
-with an OpenAI-shaped error event and ``data: [DONE]``. A client that goes away cancels the
-relay, and the upstream request is closed at once.
+Once bytes have gone out the backend cannot be switched: an upstream failure, a translator
+that cannot read what the upstream sent, or an upstream that goes quiet for longer than
+``ELDRIC_STREAM_IDLE_TIMEOUT`` ends the stream with an OpenAI-shaped error event and
+``data: [DONE]``. A client that goes away cancels the request (see ``gateway.pipeline``),
+and the upstream response is closed at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from typing import TYPE_CHECKING
 
 import httpx
 
-from backends.providers.base import SSE_DONE, OpenAIError
-from gateway.failures import board, transport_error
+from backends.providers.base import SSE_DONE, OpenAIError, ProviderError
+from gateway import context as outcomes
+from gateway.context import Usage
+from gateway.failures import transport_error
+from gateway.usage import StreamTail, UsageStripper
+
+if TYPE_CHECKING:
+    from gateway.asgi_io import Responder
+    from gateway.context import RequestContext
+    from gateway.pipeline import Gateway
 
 logger = logging.getLogger(__name__)
 
@@ -22,78 +34,110 @@ SSE_HEADERS = [
     (b"cache-control", b"no-cache"),
     (b"x-accel-buffering", b"no"),
 ]
+# The idle deadline moves at most this often: rescheduling a timer on every chunk costs more
+# than the precision is worth.
+RESCHEDULE_EVERY = 1.0
 
 
-async def relay_stream(receive, send, *, route, provider, payload, upstream: httpx.Response, headers) -> None:
-    """Forward the stream as it arrives; close upstream at once if the client goes away."""
-    task = asyncio.current_task()
-    disconnected = asyncio.Event()
+def stream_error(message: str, code: str = "upstream_stream_error") -> OpenAIError:
+    return OpenAIError(502, message, type="api_error", code=code)
 
-    async def watch_disconnect() -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                disconnected.set()
-                task.cancel()
-                return
 
-    watcher = asyncio.create_task(watch_disconnect())
+async def relay_stream(
+    gw: Gateway,
+    ctx: RequestContext,
+    out: Responder,
+    *,
+    route,
+    provider,
+    payload,
+    upstream: httpx.Response,
+    headers,
+    strip_usage: bool,
+) -> None:
+    """Forward the stream as it arrives, counting its tokens on the way."""
     translator = provider.stream_translator(route, payload)
-    tail = b""
-    upstream_error = False
+    relay = _Relay(gw, ctx, out, route, translator, strip_usage=strip_usage and translator is None)
+    out.streaming = True
     try:
-        await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS + headers})
-        try:
+        await out.start(200, SSE_HEADERS + headers)
+        async with relay.deadline:
             async for chunk in upstream.aiter_raw():
-                if translator is None:
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                    tail = (tail + chunk)[-64:]
-                    # Groq and others report failures as an error event after a 200.
-                    upstream_error = upstream_error or b'"error":' in chunk
-                else:
-                    for frame in translator.feed(chunk):
-                        await send({"type": "http.response.body", "body": frame, "more_body": True})
-        except httpx.HTTPError as exc:
-            error = transport_error(route, exc)
-            board().record_failure(route.name)
-            logger.warning("backend %s failed mid-stream: %s", route.name, error.message)
-            await _end_stream_with_error(
-                send,
-                OpenAIError(
-                    502,
-                    f"backend {route.name} failed mid-stream: {error.message}",
-                    type="api_error",
-                    code="upstream_stream_error",
-                ),
-            )
-            return
-        if translator is not None:
-            for frame in translator.close():
-                await send({"type": "http.response.body", "body": frame, "more_body": True})
-        elif upstream_error and not tail.rstrip().endswith(b"[DONE]"):
-            # The upstream already sent an OpenAI-shaped error event; only the terminator is missing.
-            await send({"type": "http.response.body", "body": SSE_DONE, "more_body": False})
-            return
-        elif not tail.rstrip().endswith(b"[DONE]"):
-            logger.warning("backend %s ended the stream without [DONE]", route.name)
-            await _end_stream_with_error(
-                send,
-                OpenAIError(
-                    502, f"backend {route.name} ended the stream early", type="api_error", code="upstream_stream_error"
-                ),
-            )
-            return
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
-    except asyncio.CancelledError:
-        if not disconnected.is_set():
-            raise
-        # The client went away: this task was cancelled on purpose, so finish quietly.
-        task.uncancel()
-        logger.info("client disconnected from a %s stream; upstream closed", route.name)
+                await relay.forward(chunk)
+        await relay.finish()
+    except TimeoutError:
+        await relay.fail(f"backend {route.name} sent nothing for {relay.idle:g} s", "upstream_timeout")
+    except httpx.HTTPError as exc:
+        await relay.fail(f"backend {route.name} failed mid-stream: {transport_error(route, exc).message}")
+    except ProviderError as exc:
+        await relay.fail(f"backend {route.name} sent a stream that cannot be read: {exc}", "upstream_invalid_response")
     finally:
-        watcher.cancel()
         await upstream.aclose()
 
 
-async def _end_stream_with_error(send, error: OpenAIError) -> None:
-    await send({"type": "http.response.body", "body": error.sse() + SSE_DONE, "more_body": False})
+class _Relay:
+    """One stream's relay state: its idle deadline, its tail and, when asked, the stripper."""
+
+    def __init__(self, gw: Gateway, ctx: RequestContext, out: Responder, route, translator, *, strip_usage: bool):
+        self.gw, self.ctx, self.out, self.route, self.translator = gw, ctx, out, route, translator
+        self.stripper = UsageStripper() if strip_usage else None
+        self.tail = self.stripper.tail if self.stripper is not None else StreamTail()
+        self.upstream_error = False
+        self.loop = asyncio.get_running_loop()
+        self.idle = gw.config.stream_idle_timeout
+        self.deadline = asyncio.timeout(self.idle)
+        self.moved = self.loop.time()
+
+    async def forward(self, chunk: bytes) -> None:
+        ctx, out = self.ctx, self.out
+        if ctx.first_upstream_byte is None:
+            ctx.first_upstream_byte = time.monotonic()
+        now = self.loop.time()
+        if now - self.moved > RESCHEDULE_EVERY and (b"\n\n" in chunk or b"\n\r\n" in chunk):
+            # Only a complete event counts as progress: a byte a second is not.
+            self.deadline.reschedule(now + self.idle)
+            self.moved = now
+        if self.translator is not None:
+            for frame in self.translator.feed(chunk):
+                await out.body(frame, more=True)
+            return
+        if self.stripper is not None:
+            chunk = self.stripper.feed(chunk)
+            if not chunk:
+                return
+        else:
+            self.tail.feed(chunk)
+        await out.body(chunk, more=True)
+        # Groq and others report failures as an error event after a 200.
+        self.upstream_error = self.upstream_error or b'"error":' in chunk
+
+    async def finish(self) -> None:
+        ctx, out = self.ctx, self.out
+        if self.translator is not None:
+            frames = self.translator.close()
+            ctx.usage = Usage.from_openai(getattr(self.translator, "usage", None))
+            for frame in frames[:-1]:
+                await out.body(frame, more=True)
+            await out.body(frames[-1] if frames else SSE_DONE)
+            return
+        stripper = self.stripper
+        if stripper is not None and (rest := stripper.flush()):
+            await out.body(rest, more=True)
+        ctx.usage = stripper.usage if stripper is not None and stripper.usage else self.tail.usage()
+        if self.tail.ended_with_done():
+            await out.body(b"")
+        elif self.upstream_error:
+            # The upstream already sent an OpenAI-shaped error event; only the terminator is missing.
+            ctx.error_type, ctx.error_code = "api_error", "upstream_stream_error"
+            await out.body(SSE_DONE)
+        else:
+            await self.fail(f"backend {self.route.name} ended the stream early")
+
+    async def fail(self, message: str, code: str = "upstream_stream_error") -> None:
+        logger.warning("%s", message)
+        attempt = self.ctx.attempts[-1]
+        attempt.outcome = outcomes.STREAM_ERROR
+        attempt.reason = message
+        attempt.ended = time.monotonic()
+        self.gw.breakers.record_failure(self.route.name, self.route.healthy_probes)
+        await self.out.end_stream_with_error(stream_error(message, code))

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from backends.snapshot import BackendRoute, RoutingSnapshot
+from backends.snapshot import BackendRoute
 from tests.fakes.server import FakeProvider
 
 REQUIRE_SERVICES = os.environ.get("ELDRIC_REQUIRE_SERVICES") == "1"
@@ -32,21 +32,21 @@ def fake_provider():
 
 
 @pytest.fixture
-def gateway(settings):
-    """A real gateway server in this process, with fresh per-process state."""
-    from gateway import failures
-    from gateway.config import config
-    from gateway.snapshot import holder
+def gateway_config():
+    """The gateway's settings for the ``gateway`` fixture; override it to change them."""
+    from gateway.config import GatewayConfig
+
+    return GatewayConfig()
+
+
+@pytest.fixture
+def gateway(gateway_config):
+    """A real gateway server in this process, built fresh for each test."""
     from tests.gateway_server import GatewayServer
 
-    config.cache_clear()
-    failures._board = None
-    server = GatewayServer().start()
+    server = GatewayServer(gateway_config).start()
     yield server
     server.stop()
-    holder.install(RoutingSnapshot())
-    config.cache_clear()
-    failures._board = None
 
 
 def route_for(

@@ -6,6 +6,7 @@ for it, so tests using this server prove the hot path never touches the ORM.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 
@@ -14,7 +15,9 @@ import uvicorn
 
 from backends.snapshot import BackendRoute, snapshot_assemble
 from gateway.app import GatewayApplication
-from gateway.snapshot import holder
+from gateway.config import GatewayConfig
+from gateway.pipeline import Gateway
+from gateway.snapshot import SnapshotSource
 from tests.fakes.server import free_port
 
 
@@ -25,12 +28,37 @@ async def _no_django(scope, receive, send):
     await send({"type": "http.response.body", "body": b"not served in this test"})
 
 
-class GatewayServer:
+class Recorder:
+    """An observer that keeps every finished request, for tests to read."""
+
     def __init__(self) -> None:
+        self.finished = []
+        self.event = threading.Event()
+
+    def request_finished(self, ctx) -> None:
+        self.finished.append(ctx)
+        self.event.set()
+
+    def wait_for(self, count: int, timeout: float = 10) -> list:
+        deadline = time.monotonic() + timeout
+        while len(self.finished) < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{len(self.finished)} requests finished, expected {count}")
+            time.sleep(0.01)
+        return self.finished
+
+
+class GatewayServer:
+    def __init__(self, config: GatewayConfig | None = None) -> None:
         self.port = free_port()
+        self.recorder = Recorder()
+        self.gateway = Gateway(
+            config=config or GatewayConfig(), snapshots=SnapshotSource(database=False), observers=[self.recorder]
+        )
+        self.app = GatewayApplication(self.gateway, _no_django)
         self.server = uvicorn.Server(
             uvicorn.Config(
-                GatewayApplication(_no_django),
+                self.app,
                 host="127.0.0.1",
                 port=self.port,
                 log_level="warning",
@@ -39,6 +67,16 @@ class GatewayServer:
             )
         )
         self.thread = threading.Thread(target=self.server.run, name="gateway-under-test", daemon=True)
+
+    def configure(self, **changes) -> GatewayServer:
+        """Serve from now on with a gateway built from these settings (``GatewayConfig`` fields),
+        keeping the installed routes."""
+        self.gateway = self.app.gateway = Gateway(
+            config=dataclasses.replace(self.gateway.config, **changes),
+            snapshots=self.gateway.snapshots,
+            observers=[self.recorder],
+        )
+        return self
 
     @property
     def url(self) -> str:
@@ -65,7 +103,7 @@ class GatewayServer:
         version: int = 1,
     ) -> None:
         """Install a routing snapshot: each backend with the model ids it lists."""
-        holder.install(
+        self.gateway.snapshots.install(
             snapshot_assemble(
                 version=version,
                 worker_id=worker_id,

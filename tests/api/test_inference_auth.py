@@ -3,7 +3,6 @@
 import openai
 import pytest
 
-from gateway.config import config
 from tests.conftest import route_for
 from tests.fakes import recordings
 from tests.fakes.server import reply_bytes
@@ -21,11 +20,9 @@ def routed(gateway, fake_provider):
 
 
 @pytest.fixture
-def master_key(settings):
-    settings.ELDRIC_MASTER_KEY = MASTER_KEY
-    config.cache_clear()  # the gateway reads its settings once per process
-    yield MASTER_KEY
-    config.cache_clear()
+def master_key(routed):
+    routed.configure(master_key=MASTER_KEY)
+    return MASTER_KEY
 
 
 def test_inference_is_open_by_default(routed):

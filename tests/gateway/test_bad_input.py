@@ -64,9 +64,9 @@ def test_invalid_chat_bodies_are_400_and_never_reach_upstream(routed, body, para
     assert fake.received == []
 
 
-def test_body_over_the_limit_is_413_by_declared_length(routed, settings):
-    settings.ELDRIC_MAX_BODY_BYTES = 1024
+def test_body_over_the_limit_is_413_by_declared_length(routed):
     gateway, fake = routed
+    gateway.configure(max_body_bytes=1024)
     body = json.dumps({"model": "gpt-4o", "messages": [{"role": "user", "content": "x" * 2000}]})
 
     with gateway.client() as client:
@@ -76,9 +76,7 @@ def test_body_over_the_limit_is_413_by_declared_length(routed, settings):
     assert fake.received == []
 
 
-def test_body_over_the_limit_is_413_when_streamed_without_a_length(routed, settings):
-    settings.ELDRIC_MAX_BODY_BYTES = 1024
-
+def test_body_over_the_limit_is_413_when_streamed_without_a_length(routed):
     def chunks():
         yield b'{"model": "gpt-4o", "messages": [{"role": "user", "content": "'
         for _ in range(10):
@@ -86,6 +84,7 @@ def test_body_over_the_limit_is_413_when_streamed_without_a_length(routed, setti
         yield b'"}]}'
 
     gateway, _ = routed
+    gateway.configure(max_body_bytes=1024)
     with gateway.client() as client:
         response = client.post("/v1/chat/completions", content=chunks())
 

@@ -38,9 +38,9 @@ def test_refused_connection_fails_over_to_the_next_backend(pair):
     assert response.headers["x-eldric-backend"] == "secondary"
 
 
-def test_timeout_fails_over_within_the_configured_timeout(pair, settings):
-    settings.ELDRIC_READ_TIMEOUT = 0.5
+def test_timeout_fails_over_within_the_configured_timeout(pair):
     gateway, primary, _ = pair
+    gateway.configure(read_timeout=0.5)
     primary.on("POST", "/v1/chat/completions", hang())
 
     started = time.monotonic()
@@ -124,8 +124,8 @@ def test_client_errors_do_not_fail_over(pair, status, body):
     assert secondary.received == []
 
 
-def test_attempts_stop_at_the_configured_maximum(gateway, fake_provider, settings):
-    settings.ELDRIC_MAX_ATTEMPTS = 2
+def test_attempts_stop_at_the_configured_maximum(gateway, fake_provider):
+    gateway.configure(max_attempts=2)
     fakes = [fake_provider(f"b{i}") for i in range(3)]
     for fake in fakes:
         fake.on("POST", "/v1/chat/completions", reply_json({"error": {"message": "down"}}, status=503))
@@ -165,9 +165,8 @@ def test_stream_dropped_half_way_raises_in_the_openai_sdk(gateway, fake_provider
             pass
 
 
-def test_circuit_opens_after_consecutive_failures_then_recovers_after_cooldown(gateway, fake_provider, settings):
-    settings.ELDRIC_BREAKER_FAILURES = 3
-    settings.ELDRIC_BREAKER_COOLDOWN_SECONDS = 0.5
+def test_circuit_opens_after_consecutive_failures_then_recovers_after_cooldown(gateway, fake_provider):
+    gateway.configure(breaker_failures=3, breaker_cooldown=0.5)
     primary, secondary = fake_provider("primary"), fake_provider("secondary")
     primary.on("POST", "/v1/chat/completions", reply_json({"error": {"message": "down"}}, status=502))
     secondary.on("POST", "/v1/chat/completions", reply_bytes(ANSWER))
@@ -190,9 +189,8 @@ def test_circuit_opens_after_consecutive_failures_then_recovers_after_cooldown(g
         assert client.get("/health").json()["status"] == "healthy"
 
 
-def test_failed_half_open_trial_reopens_the_circuit(gateway, fake_provider, settings):
-    settings.ELDRIC_BREAKER_FAILURES = 1
-    settings.ELDRIC_BREAKER_COOLDOWN_SECONDS = 0.3
+def test_failed_half_open_trial_reopens_the_circuit(gateway, fake_provider):
+    gateway.configure(breaker_failures=1, breaker_cooldown=0.3)
     primary, secondary = fake_provider("primary"), fake_provider("secondary")
     primary.on("POST", "/v1/chat/completions", reply_json({"error": {"message": "down"}}, status=500))
     secondary.on("POST", "/v1/chat/completions", reply_bytes(ANSWER))
@@ -206,8 +204,8 @@ def test_failed_half_open_trial_reopens_the_circuit(gateway, fake_provider, sett
     assert len(primary.received) == 2
 
 
-def test_overloaded_backend_fails_over_without_opening_its_circuit(gateway, fake_provider, settings):
-    settings.ELDRIC_BREAKER_FAILURES = 1
+def test_overloaded_backend_fails_over_without_opening_its_circuit(gateway, fake_provider):
+    gateway.configure(breaker_failures=1)
     primary, secondary = fake_provider("primary"), fake_provider("secondary")
     overloaded = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
     primary.on("POST", "/v1/chat/completions", reply_json(overloaded, status=529))

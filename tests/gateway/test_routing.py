@@ -13,7 +13,7 @@ class Clock:
         return self.now
 
 
-def route(name, priority=1, health="healthy", enabled=True, healthy_since=None):
+def route(name, priority=1, health="healthy", enabled=True, healthy_probes=0):
     return BackendRoute(
         name=name,
         kind="openai_compatible",
@@ -22,7 +22,7 @@ def route(name, priority=1, health="healthy", enabled=True, healthy_since=None):
         priority=priority,
         health=health,
         enabled=enabled,
-        healthy_since=healthy_since,
+        healthy_probes=healthy_probes,
     )
 
 
@@ -38,7 +38,7 @@ def snapshot(*routes_and_models, default=""):
 
 def board(clock=None, failures=3, cooldown=30.0):
     clock = clock or Clock()
-    return BreakerBoard(failure_threshold=failures, cooldown=cooldown, clock=clock, wall=clock)
+    return BreakerBoard(failure_threshold=failures, cooldown=cooldown, clock=clock)
 
 
 def test_candidates_come_in_priority_order_without_excluded_backends():
@@ -59,13 +59,78 @@ def test_unknown_health_is_routable_before_the_first_probe():
 
 
 def test_listed_model_is_never_silently_sent_to_the_default_backend():
-    snap = snapshot((route("a", health="unhealthy"), ["m"]), (route("fallback", 9), []), default="fallback")
+    snap = snapshot((route("a", health="auth_failed"), ["m"]), (route("fallback", 9), []), default="fallback")
 
     result = plan(snap, "m", board())
 
     assert result.candidates == ()
     assert result.error.status == 503
-    assert "a: unhealthy" in result.error.message
+    assert "a: auth_failed" in result.error.message
+
+
+def test_a_backend_only_a_probe_calls_down_gets_one_trial_instead_of_a_503():
+    snap = snapshot((route("a", 1, health="unhealthy"), ["m"]), (route("b", 2, health="unhealthy"), ["m"]))
+    breakers = board()
+
+    result = plan(snap, "m", breakers)
+
+    assert [r.name for r in result.candidates] == ["a"] and result.trial
+    lease = breakers.acquire_trial("a")
+    assert lease is not None
+    # One trial at a time: a second request while the first is out gets no lease.
+    assert breakers.acquire_trial("a") is None
+    lease.release()
+    assert breakers.acquire_trial("a") is not None
+
+
+def test_a_trial_that_worked_keeps_the_backend_routable_until_the_snapshot_changes():
+    a = route("a", health="unhealthy")
+    snap = snapshot((a, ["m"]))
+    breakers = board()
+    breakers.mark_recovered("a", snap.backends["a"])
+
+    assert plan(snap, "m", breakers).trial is False
+    assert [r.name for r in plan(snap, "m", breakers).candidates] == ["a"]
+    # A new snapshot (a newer probe verdict) ends the override.
+    assert plan(snapshot((route("a", health="unhealthy"), ["m"])), "m", breakers).trial is True
+
+
+def test_a_model_served_only_by_disabled_backends_is_503_not_the_default_backend():
+    snap = snapshot((route("off", 1, enabled=False), ["m"]), (route("fallback", 2), []), default="fallback")
+
+    result = plan(snap, "m", board())
+
+    assert result.candidates == ()
+    assert result.error.status == 503
+    assert result.error.code == "backend_disabled"
+    assert "off" in result.error.message
+
+
+def test_a_half_open_trial_lease_is_released_without_an_outcome():
+    clock = Clock()
+    breakers = board(clock, failures=1, cooldown=10)
+    breakers.record_failure("a")
+    clock.now += 10
+
+    lease = breakers.acquire("a")
+    assert lease is not None and lease.is_trial
+    assert breakers.acquire("a") is None
+    # The request was cancelled: nothing recorded, but the lease goes back.
+    lease.release()
+    assert breakers.acquire("a") is not None
+
+
+def test_a_trial_lease_nobody_released_expires():
+    clock = Clock()
+    breakers = BreakerBoard(failure_threshold=1, cooldown=10, lease_seconds=60, clock=clock)
+    breakers.record_failure("a")
+    clock.now += 10
+    assert breakers.acquire("a") is not None
+
+    clock.now += 59
+    assert breakers.acquire("a") is None
+    clock.now += 2
+    assert breakers.acquire("a") is not None
 
 
 def test_unlisted_model_without_a_default_is_404():
@@ -108,13 +173,11 @@ def test_success_resets_the_consecutive_failure_count():
 
 
 def test_a_successful_probe_after_the_opening_closes_the_circuit():
-    clock = Clock()
-    breakers = board(clock, failures=1, cooldown=60)
-    breakers.record_failure("a")
-    clock.now += 1
+    breakers = board(failures=1, cooldown=60)
+    breakers.record_failure("a", healthy_probes=7)
 
-    assert breakers.state("a", healthy_since=clock.now - 5) == "open"  # probe older than the opening
-    assert breakers.state("a", healthy_since=clock.now) == "closed"
+    assert breakers.state("a", healthy_probes=7) == "open"  # the probe the circuit already knew of
+    assert breakers.state("a", healthy_probes=8) == "closed"
 
 
 def test_retry_after_blocks_a_backend_for_that_long():

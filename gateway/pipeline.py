@@ -1,0 +1,184 @@
+"""The gateway: one object built at start-up that owns everything a request needs.
+
+It holds the routing snapshot source, the circuit breakers, the upstream HTTP clients and
+the observers. Each request gets a ``RequestContext`` when it arrives (``begin``) and hands
+it to every observer when it ends (``finish``), however it ends: answered, refused, failed,
+abandoned by the client or cut short by a shutdown.
+
+Observers are called on the event loop right after the request's last byte, never before:
+``request_finished(ctx)`` must be quick and must not block (buffer, then do the work on
+another thread). An observer that raises is logged and skipped; the request is long done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import time
+from typing import Protocol
+
+from backends.snapshot import RoutingSnapshot
+from gateway.breaker import BreakerBoard
+from gateway.config import GatewayConfig
+from gateway.context import RequestContext
+from gateway.http import UpstreamClients
+from gateway.snapshot import SnapshotSource
+
+logger = logging.getLogger(__name__)
+
+# A client's own request id is kept when it is a reasonable token; anything else is replaced.
+CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
+
+
+class RequestObserver(Protocol):
+    def request_finished(self, ctx: RequestContext) -> None: ...
+
+
+class Gateway:
+    def __init__(
+        self,
+        *,
+        config: GatewayConfig,
+        snapshots: SnapshotSource | None = None,
+        breakers: BreakerBoard | None = None,
+        clients: UpstreamClients | None = None,
+        observers: list[RequestObserver] | None = None,
+        recorder=None,
+    ) -> None:
+        self.config = config
+        self.snapshots = snapshots or SnapshotSource()
+        self.breakers = breakers or BreakerBoard(
+            failure_threshold=config.breaker_failures,
+            cooldown=config.breaker_cooldown,
+            # A trial that nobody released lapses after the longest a request may take.
+            lease_seconds=config.request_timeout + config.connect_timeout,
+        )
+        self.clients = clients or UpstreamClients(config)
+        self.observers: list[RequestObserver] = list(observers or [])
+        # The accounting observer, flushed at shutdown (it is also in ``observers``).
+        self.recorder = recorder
+        if recorder is not None and recorder not in self.observers:
+            self.observers.append(recorder)
+        self.started_at = time.monotonic()
+        self._started = False
+        self._draining = False
+        self._inflight: dict[RequestContext, asyncio.Task | None] = {}
+
+    @classmethod
+    def from_settings(cls) -> Gateway:
+        from django.conf import settings
+
+        from traffic.recorder import TrafficRecorder
+
+        config = GatewayConfig.from_settings()
+        gateway = cls(config=config)
+        gateway.recorder = TrafficRecorder(
+            instance=settings.ELDRIC_INSTANCE,
+            flush_seconds=settings.ELDRIC_TRAFFIC_FLUSH_SECONDS,
+            live_state=gateway.backend_live_states,
+        )
+        gateway.observers.append(gateway.recorder)
+        return gateway
+
+    # --- lifecycle ---------------------------------------------------------------------
+    def start(self) -> None:
+        """Build the routing snapshot, start the poller and the recorder. Idempotent; runs on
+        the server's start-up path, never at import."""
+        if self._started:
+            return
+        self.snapshots.start(self.config.snapshot_poll_seconds)
+        if self.recorder is not None:
+            self.recorder.start()
+        self._started = True
+
+    @property
+    def ready(self) -> bool:
+        return self._started and not self._draining
+
+    @property
+    def draining(self) -> bool:
+        return self._draining
+
+    def begin_drain(self) -> None:
+        if not self._draining:
+            self._draining = True
+            logger.info("draining: %d requests in flight", len(self._inflight))
+
+    @property
+    def inflight(self) -> int:
+        return len(self._inflight)
+
+    def requests_in_flight(self) -> list[RequestContext]:
+        return list(self._inflight)
+
+    async def wait_idle(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while self._inflight:
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(0.05)
+        return True
+
+    def abort_streams(self) -> None:
+        """End everything still in flight: streams with an error event and ``[DONE]``,
+        requests still waiting for an upstream with a 503 (see ``GatewayApplication``)."""
+        for ctx, task in list(self._inflight.items()):
+            if task is not None and not task.done():
+                ctx.aborted = True
+                task.cancel()
+
+    async def aclose(self) -> None:
+        """Stop the poller, flush accounting, close the upstream clients."""
+        self.snapshots.stop()
+        if self.recorder is not None:
+            await asyncio.to_thread(self.recorder.stop)
+        await self.clients.aclose()
+        self._started = False
+
+    # --- requests ----------------------------------------------------------------------
+    def begin(self, scope, dialect: str, client_request_id: bytes | None) -> RequestContext:
+        request_id = ""
+        if client_request_id is not None:
+            candidate = client_request_id.decode("latin-1")
+            if CLIENT_REQUEST_ID.fullmatch(candidate):
+                request_id = candidate
+        ctx = RequestContext(
+            request_id=request_id or "req_" + os.urandom(12).hex(),
+            dialect=dialect,
+            method=scope["method"],
+            path=scope["path"],
+        )
+        self._inflight[ctx] = asyncio.current_task()
+        return ctx
+
+    def finish(self, ctx: RequestContext) -> None:
+        ctx.done = time.monotonic()
+        self._inflight.pop(ctx, None)
+        if self.observers:
+            asyncio.get_running_loop().call_soon(self._notify, ctx)
+
+    def _notify(self, ctx: RequestContext) -> None:
+        for observer in self.observers:
+            try:
+                observer.request_finished(ctx)
+            except Exception:
+                logger.exception("request observer %s failed", type(observer).__name__)
+
+    # --- live state for observers, /health and the heartbeat ---------------------------
+    @property
+    def snapshot(self) -> RoutingSnapshot:
+        return self.snapshots.current
+
+    def backend_live_states(self) -> dict[str, dict]:
+        """Per configured backend: this process's circuit state and Retry-After block."""
+        now = time.time()
+        states = {}
+        for route in self.snapshots.current.backends.values():
+            blocked = self.breakers.blocked_for(route.name)
+            states[route.name] = {
+                "circuit": self.breakers.state(route.name, route.healthy_probes),
+                "rate_limited_until": now + blocked if blocked else None,
+            }
+        return states

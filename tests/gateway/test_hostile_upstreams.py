@@ -1,0 +1,121 @@
+"""Upstreams that lie, boast, echo the key or ask to be left alone for ever."""
+
+import json
+
+import pytest
+
+from tests.conftest import route_for
+from tests.fakes import recordings
+from tests.fakes.server import reply_bytes, reply_json
+
+USER = [{"role": "user", "content": "hi"}]
+KEY = "sk-hostile-upstream-key-0001"
+ANSWER = recordings.response("openai", "chat_text")
+
+
+def chat(gateway):
+    with gateway.client() as client:
+        return client.post("/v1/chat/completions", json={"model": "gpt-4o", "messages": USER})
+
+
+@pytest.fixture
+def one(gateway, fake_provider):
+    fake = fake_provider("liar")
+    gateway.route((route_for(fake, key=KEY), ["gpt-4o"]))
+    return gateway, fake
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"<html>captive portal</html>", b'{"id": "chatcmpl-1", "choices": [', b"", b"[1, 2]"],
+    ids=["html", "truncated", "empty", "array"],
+)
+def test_a_200_that_is_not_json_is_502_not_relayed(one, body):
+    gateway, fake = one
+    fake.on("POST", "/v1/chat/completions", reply_bytes(body))
+
+    response = chat(gateway)
+
+    assert response.status_code == 502
+    assert response.headers["content-type"] == "application/json"
+    assert response.json()["error"]["code"] == "upstream_invalid_response"
+    assert response.headers["x-eldric-backend"] == "liar"
+
+
+def test_a_200_that_is_not_json_fails_over_to_the_next_backend(gateway, fake_provider):
+    liar, honest = fake_provider("liar"), fake_provider("honest")
+    liar.on("POST", "/v1/chat/completions", reply_bytes(b"<html>"))
+    honest.on("POST", "/v1/chat/completions", reply_bytes(ANSWER))
+    gateway.route((route_for(liar, priority=1), ["gpt-4o"]), (route_for(honest, priority=2), ["gpt-4o"]))
+
+    response = chat(gateway)
+
+    assert response.status_code == 200 and response.headers["x-eldric-backend"] == "honest"
+
+
+def test_an_answer_over_the_size_limit_is_502(one):
+    gateway, fake = one
+    gateway.configure(max_response_bytes=64 * 1024)
+    fake.on("POST", "/v1/chat/completions", reply_bytes(b'{"pad": "' + b"x" * 200_000 + b'"}'))
+
+    response = chat(gateway)
+
+    assert response.status_code == 502
+    assert response.json()["error"]["code"] == "upstream_response_too_large"
+
+
+@pytest.mark.parametrize("value", ["inf", "1e400", "nan", "-5", "soon", "99999999999"])
+def test_a_wild_retry_after_is_capped_and_never_a_500(gateway, fake_provider, value):
+    busy, spare = fake_provider("busy"), fake_provider("spare")
+    busy.on("POST", "/v1/chat/completions", reply_json({"error": {"message": "slow down"}}, status=429,
+                                                       headers={"Retry-After": value}))  # fmt: skip
+    spare.on("POST", "/v1/chat/completions", reply_json({"error": {"message": "slow down"}}, status=429))
+    gateway.route((route_for(busy, priority=1), ["gpt-4o"]), (route_for(spare, priority=2), ["gpt-4o"]))
+
+    response = chat(gateway)
+
+    assert response.status_code == 429
+    # The backend is skipped for at most the configured cap, never for the life of the process.
+    assert gateway.gateway.breakers.blocked_for("busy") <= gateway.gateway.config.retry_after_max
+
+
+def test_a_key_echoed_in_every_error_field_and_header_is_redacted(one):
+    gateway, fake = one
+    echoed = {"error": {"message": f"bad key {KEY}", "type": f"t-{KEY}", "param": KEY, "code": f"c-{KEY}"}}
+    fake.on(
+        "POST",
+        "/v1/chat/completions",
+        reply_json(echoed, status=401, headers={"x-request-id": f"id-{KEY}", "x-ratelimit-limit-requests": KEY}),
+    )
+
+    response = chat(gateway)
+
+    assert response.status_code == 401
+    assert KEY not in response.text
+    assert all(KEY not in value for value in response.headers.values())
+    assert "[redacted]" in response.json()["error"]["message"]
+
+
+def test_a_key_echoed_in_the_headers_of_a_success_is_redacted_and_only_allowed_headers_pass(one):
+    gateway, fake = one
+    fake.on(
+        "POST",
+        "/v1/chat/completions",
+        reply_bytes(
+            ANSWER,
+            headers={
+                "x-request-id": f"req-{KEY}",
+                "x-ratelimit-remaining-requests": "99",
+                "set-cookie": "session=abc",
+                "x-internal-host": "10.0.0.5:8000",
+            },
+        ),
+    )
+
+    response = chat(gateway)
+
+    assert response.status_code == 200
+    assert all(KEY not in value for value in response.headers.values())
+    assert response.headers["x-ratelimit-remaining-requests"] == "99"
+    assert "set-cookie" not in response.headers and "x-internal-host" not in response.headers
+    assert json.loads(response.content) == json.loads(ANSWER)
