@@ -1,5 +1,6 @@
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.views.main import ChangeList
 from django.db.models import Count
 from rest_framework import serializers
 
@@ -13,7 +14,10 @@ from backends.models import (
     GatewaySettings,
     WorkerIdentity,
 )
+from backends.selectors import backend_live, backend_routable
 from backends.serializers import validate_headers, validate_upstream_url
+from backends.url_policy import UrlDenied
+from traffic.selectors import BackendLive
 
 
 class BackendForm(forms.ModelForm):
@@ -54,6 +58,25 @@ def _actor(request) -> str:
     return request.user.get_username()
 
 
+def _traffic_summary(window) -> str:
+    if not window.requests and not window.failovers:
+        return "-"
+    text = f"{window.requests} req, {window.errors} err, {window.failovers} failovers"
+    if window.p50_ms is not None:
+        text += f", p50 {window.p50_ms:g} ms, p95 {window.p95_ms:g} ms"
+    return text
+
+
+class BackendChangeList(ChangeList):
+    """Reads the live state of the listed backends in one go, not once per row."""
+
+    def get_results(self, request):
+        super().get_results(request)
+        live = backend_live(names=[b.name for b in self.result_list])
+        for backend in self.result_list:
+            backend._live = live.get(backend.name) or BackendLive()
+
+
 @admin.register(Backend)
 class BackendAdmin(admin.ModelAdmin):
     form = BackendForm
@@ -62,6 +85,10 @@ class BackendAdmin(admin.ModelAdmin):
         "kind",
         "url",
         "health_status",
+        "circuit",
+        "routable",
+        "traffic_5m",
+        "traffic_60m",
         "latency_ms",
         "model_count",
         "priority",
@@ -91,6 +118,32 @@ class BackendAdmin(admin.ModelAdmin):
     @admin.display(ordering="_model_count", description="models")
     def model_count(self, obj):
         return obj._model_count
+
+    def get_changelist(self, request, **kwargs):
+        return BackendChangeList
+
+    def _live(self, obj) -> BackendLive:
+        live = getattr(obj, "_live", None)
+        return live if live is not None else backend_live(names=[obj.name]).get(obj.name) or BackendLive()
+
+    @admin.display(description="circuit")
+    def circuit(self, obj):
+        live = self._live(obj)
+        if live.rate_limited_until is not None:
+            return f"{live.circuit}, rate limited until {live.rate_limited_until:%H:%M:%S}"
+        return live.circuit
+
+    @admin.display(description="routable", boolean=True)
+    def routable(self, obj):
+        return backend_routable(obj, self._live(obj))
+
+    @admin.display(description="last 5 min")
+    def traffic_5m(self, obj):
+        return _traffic_summary(self._live(obj).window(5))
+
+    @admin.display(description="last 60 min")
+    def traffic_60m(self, obj):
+        return _traffic_summary(self._live(obj).window(60))
 
     def get_readonly_fields(self, request, obj=None):
         if obj is not None and obj.source == BackendSource.STATIC:
@@ -128,7 +181,11 @@ class BackendAdmin(admin.ModelAdmin):
     @admin.action(description="Test connectivity of the selected backends")
     def test_connectivity(self, request, queryset):
         for backend in queryset:
-            result = services.backend_test(backend=backend)
+            try:
+                result = services.backend_test(backend=backend)
+            except UrlDenied as exc:
+                self.message_user(request, f"{backend.name}: not tested, url not allowed: {exc}", messages.ERROR)
+                continue
             level = messages.SUCCESS if result.status == "healthy" else messages.WARNING
             detail = (
                 f"{len(result.models)} models, {result.latency_ms} ms" if result.status == "healthy" else result.error

@@ -26,6 +26,7 @@ from backends.serializers import (
     BackendUpdateSerializer,
     ProbeOutputSerializer,
 )
+from backends.url_policy import UrlDenied
 
 ERROR = OpenApiResponse(
     inline_serializer(
@@ -72,6 +73,10 @@ def get_backend_or_404(name: str) -> Backend:
 
 def name_taken(exc: services.BackendNameTaken) -> serializers.ValidationError:
     return serializers.ValidationError({"name": [str(exc)]})
+
+
+def url_denied(exc: UrlDenied) -> serializers.ValidationError:
+    return serializers.ValidationError({"url": [f"Not allowed: {exc}."]})
 
 
 class BackendListApi(APIView):
@@ -165,9 +170,14 @@ class BackendTestApi(APIView):
 
     OutputSerializer = ProbeOutputSerializer
 
-    @extend_schema(operation_id="backends_test", request=None, responses={200: ProbeOutputSerializer, 404: ERROR})
+    @extend_schema(
+        operation_id="backends_test", request=None, responses={200: ProbeOutputSerializer, 400: ERROR, 404: ERROR}
+    )
     def post(self, request, name: str):
-        result = services.backend_test(backend=get_backend_or_404(name))
+        try:
+            result = services.backend_test(backend=get_backend_or_404(name))
+        except UrlDenied as exc:
+            raise url_denied(exc) from None
         return Response(self.OutputSerializer.from_result(result))
 
 
@@ -186,9 +196,12 @@ class BackendConfigTestApi(APIView):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        result = services.backend_config_test(
-            kind=data["type"], url=data["url"], api_key=data["api_key"], headers=data["headers"]
-        )
+        try:
+            result = services.backend_config_test(
+                kind=data["type"], url=data["url"], api_key=data["api_key"], headers=data["headers"]
+            )
+        except UrlDenied as exc:
+            raise url_denied(exc) from None
         return Response(self.OutputSerializer.from_result(result))
 
 

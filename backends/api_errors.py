@@ -1,9 +1,12 @@
 """DRF errors in the OpenAI shape, so every client of this service parses one format."""
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
+from backends.api_parsers import RequestTooLarge
 from backends.providers.base import OpenAIError
 
 
@@ -19,6 +22,9 @@ def _first_message(detail, path=()) -> tuple[str, str | None]:
 
 
 def openai_shaped_exception_handler(exc, context):
+    if isinstance(exc, RequestDataTooBig):
+        # Django's own check on Content-Length (DATA_UPLOAD_MAX_MEMORY_SIZE = ELDRIC_MAX_BODY_BYTES).
+        exc = RequestTooLarge(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
     response = exception_handler(exc, context)
     if response is None:
         return None
@@ -30,7 +36,7 @@ def openai_shaped_exception_handler(exc, context):
         return Response(data, status=response.status_code)
     detail = getattr(exc, "detail", str(exc))
     code = getattr(detail, "code", None) if not isinstance(detail, (dict, list)) else None
-    error = OpenAIError(response.status_code, str(detail), code=code)
+    error = OpenAIError(response.status_code, str(detail), param=getattr(exc, "param", None), code=code)
     return Response(error.as_dict(), status=response.status_code, headers=_auth_headers(response))
 
 

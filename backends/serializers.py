@@ -7,7 +7,9 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from backends.models import AuditLog, Backend, BackendKind, HealthStatus
-from backends.selectors import headers_masked
+from backends.selectors import backend_live, backend_routable, headers_masked
+from backends.url_policy import url_policy
+from traffic.selectors import BackendLive
 
 MAX_PRIORITY = 2**31 - 1  # the column is a 32-bit PositiveIntegerField on every database
 MAX_HEADERS = 32
@@ -71,6 +73,10 @@ def validate_upstream_url(value: str) -> str:
         raise serializers.ValidationError("Not a valid port.")
     if parts.username or parts.password:
         raise serializers.ValidationError("Put credentials in api_key or headers, not in the URL.")
+    # Last, so a malformed URL is never resolved.
+    denial = url_policy().check(value)
+    if denial is not None:
+        raise serializers.ValidationError(f"Not allowed: {denial}.")
     return value
 
 
@@ -168,6 +174,31 @@ class BackendUpdateSerializer(BackendConfigSerializer):
     enabled = StrictBooleanField(required=False)
 
 
+class TrafficWindowSerializer(serializers.Serializer):
+    requests = serializers.IntegerField()
+    errors = serializers.IntegerField()
+    failovers = serializers.IntegerField(help_text="Attempts on this backend that failed and handed over.")
+    p50_ms = serializers.FloatField(allow_null=True, help_text="Median latency; null without requests.")
+    p95_ms = serializers.FloatField(allow_null=True)
+
+
+class BackendTrafficSerializer(serializers.Serializer):
+    last_5m = TrafficWindowSerializer()
+    last_60m = TrafficWindowSerializer()
+
+
+class BackendListOutputSerializer(serializers.ListSerializer):
+    """Reads the live state of every listed backend in one go, not once per backend."""
+
+    def to_representation(self, data):
+        backends = list(data.all() if hasattr(data, "all") else data)
+        self._context[LIVE_CONTEXT] = backend_live(names=[b.name for b in backends])
+        return super().to_representation(backends)
+
+
+LIVE_CONTEXT = "backend_live"
+
+
 class BackendOutputSerializer(serializers.ModelSerializer):
     type = serializers.CharField(source="kind")
     api_key = serializers.CharField(source="api_key_hint", help_text="Masked; the key itself is never returned.")
@@ -177,9 +208,19 @@ class BackendOutputSerializer(serializers.ModelSerializer):
     )
     headers = serializers.SerializerMethodField()
     model_count = serializers.IntegerField(read_only=True)
+    routable = serializers.SerializerMethodField(
+        help_text="Would a request be sent here now: enabled, not unhealthy or auth_failed, circuit not open, "
+        "not held back by a 429."
+    )
+    circuit = serializers.SerializerMethodField(
+        help_text="Circuit breaker, worst across instances heard from recently: closed, half_open or open."
+    )
+    rate_limited_until = serializers.SerializerMethodField(help_text="Skipped after a 429 until then; null if not.")
+    traffic = serializers.SerializerMethodField(help_text="Requests answered, errors and failovers; latency.")
 
     class Meta:
         model = Backend
+        list_serializer_class = BackendListOutputSerializer
         fields = [
             "name",
             "type",
@@ -195,10 +236,48 @@ class BackendOutputSerializer(serializers.ModelSerializer):
             "last_error",
             "consecutive_failures",
             "model_count",
+            "routable",
+            "circuit",
+            "rate_limited_until",
+            "traffic",
         ]
 
     def get_headers(self, obj) -> dict[str, str]:
         return headers_masked(obj.headers)
+
+    def _live(self, obj) -> BackendLive:
+        live = self.context.get(LIVE_CONTEXT) if isinstance(self.context, dict) else None
+        if live is None:
+            live = backend_live(names=[obj.name])
+            if isinstance(self.context, dict):
+                self.context[LIVE_CONTEXT] = live
+        return live.get(obj.name) or BackendLive()
+
+    def get_routable(self, obj) -> bool:
+        return backend_routable(obj, self._live(obj))
+
+    @extend_schema_field(serializers.ChoiceField(choices=["closed", "half_open", "open"]))
+    def get_circuit(self, obj) -> str:
+        return str(self._live(obj).circuit)
+
+    @extend_schema_field(serializers.DateTimeField(allow_null=True))
+    def get_rate_limited_until(self, obj):
+        return self._live(obj).rate_limited_until
+
+    @extend_schema_field(BackendTrafficSerializer)
+    def get_traffic(self, obj) -> dict:
+        live = self._live(obj)
+        return {
+            f"last_{minutes}m": {
+                "requests": window.requests,
+                "errors": window.errors,
+                "failovers": window.failovers,
+                "p50_ms": window.p50_ms,
+                "p95_ms": window.p95_ms,
+            }
+            for minutes in (5, 60)
+            for window in (live.window(minutes),)
+        }
 
 
 class BackendDetailOutputSerializer(BackendOutputSerializer):

@@ -7,9 +7,8 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
-import httpx
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -31,6 +30,8 @@ from backends.providers.base import ModelInfo
 from backends.selectors import admin_token_digest, backend_route, gateway_settings_get
 from backends.snapshot import BackendRoute
 from backends.specs import BackendSpec
+from backends.url_policy import UrlDenied, url_check
+from traffic import services as traffic_services
 
 logger = logging.getLogger(__name__)
 
@@ -195,15 +196,40 @@ def backend_health_record(*, backend: Backend, result: ProbeResult) -> Backend:
         "last_error": "" if healthy else result.error,
         "consecutive_failures": 0 if healthy else backend.consecutive_failures + 1,
     }
-    Backend.objects.filter(pk=backend.pk).update(**fields)
+    Backend.objects.filter(pk=backend.pk).update(
+        **fields, **({"healthy_probe_count": F("healthy_probe_count") + 1} if healthy else {})
+    )
     for name, value in fields.items():
         setattr(backend, name, value)
+    if healthy:
+        backend.refresh_from_db(fields=["healthy_probe_count"])
+    else:
+        _probe_again_soon(backend, failures=fields["consecutive_failures"], now=now)
     _log_transition(backend, previous, result)
+    traffic_services.probe_record(backend=backend.name, status=result.status, latency_ms=result.latency_ms)
     # Latency alone does not change routing; publish only when the picture changes, plus on
     # every success so a half-open circuit in the gateway sees a fresh probe.
     if previous != result.status or healthy:
         routing_version_bump()
     return backend
+
+
+def probe_backoff(*, failures: int, interval: timedelta) -> timedelta:
+    """How soon to probe a failing backend again: 1 s, 2 s, 4 s, … capped at the interval."""
+    if failures <= 0:
+        return interval
+    return min(interval, timedelta(seconds=2 ** min(failures - 1, 30)))
+
+
+def _probe_again_soon(backend: Backend, *, failures: int, now) -> None:
+    # A backend that comes back should route again within seconds, not a whole interval.
+    # Only ever moves the next probe earlier, so it cannot undo another worker's claim
+    # (backends_claim_due's compare-and-swap on next_check_at).
+    interval = timedelta(milliseconds=gateway_settings_get().health_interval_ms)
+    retry_at = now + probe_backoff(failures=failures, interval=interval)
+    Backend.objects.filter(pk=backend.pk).filter(Q(next_check_at__isnull=True) | Q(next_check_at__gt=retry_at)).update(
+        next_check_at=retry_at
+    )
 
 
 def backend_check_health(*, backend_id: int) -> ProbeResult | None:
@@ -216,16 +242,32 @@ def backend_check_health(*, backend_id: int) -> ProbeResult | None:
 
 
 def backend_discover(*, backend_id: int) -> ProbeResult | None:
-    """Refresh the backend's model list; a successful listing also counts as a health probe."""
+    """Refresh the backend's model list; a successful listing also counts as a health probe.
+
+    Never raises for anything the upstream sent: ``probe`` turns every failure into an
+    unhealthy result, and a listing the database refuses is reported the same way.
+    """
     backend = Backend.objects.filter(pk=backend_id).first()
     if backend is None:
         return None
     result = probe(backend_route(backend), timeout=settings.ELDRIC_HEALTH_TIMEOUT)
-    backend_health_record(backend=backend, result=result)
     if result.status == HealthStatus.HEALTHY:
-        added, removed = backend_models_sync(backend=backend, models=result.models)
-        if added or removed:
-            logger.info("backend %s: %d models (+%d, -%d)", backend.name, len(result.models), len(added), len(removed))
+        try:
+            added, removed = backend_models_sync(backend=backend, models=result.models)
+        except DatabaseError:
+            logger.exception("backend %s: could not store its model list", backend.name)
+            result = ProbeResult(
+                HealthStatus.UNHEALTHY,
+                result.latency_ms,
+                result.http_status,
+                "the model list could not be stored; see the server log",
+            )
+        else:
+            if added or removed:
+                logger.info(
+                    "backend %s: %d models (+%d, -%d)", backend.name, len(result.models), len(added), len(removed)
+                )
+    backend_health_record(backend=backend, result=result)
     return result
 
 
@@ -288,24 +330,29 @@ def _no_adapter(kind: str) -> ProbeResult:
 
 
 def backend_test(*, backend: Backend) -> ProbeResult:
-    """A live check on demand. Records the health it finds and, when healthy, the model list."""
+    """A live check on demand. Records the health it finds and, when healthy, the model list.
+
+    Raises UrlDenied (after recording it as the backend's health) when the URL policy
+    denies the stored URL, e.g. after the operator extended ELDRIC_BACKEND_URL_DENY.
+    """
     if not _has_adapter(backend.kind):
         result = _no_adapter(backend.kind)
         backend_health_record(backend=backend, result=result)
         return result
     try:
-        result = backend_discover(backend_id=backend.pk)
-    except (httpx.InvalidURL, UnicodeError) as exc:
-        # A stored URL, key or header httpx cannot send (e.g. from an old config file).
-        result = ProbeResult(HealthStatus.UNHEALTHY, error=f"cannot build the request: {type(exc).__name__}")
-        backend_health_record(backend=backend, result=result)
+        url_check(backend.url)
+    except UrlDenied as exc:
+        backend_health_record(backend=backend, result=ProbeResult(HealthStatus.UNHEALTHY, error=f"url: {exc}"))
+        raise
+    result = backend_discover(backend_id=backend.pk)
     return result or ProbeResult(HealthStatus.UNKNOWN, error="backend was deleted")
 
 
 def backend_config_test(*, kind: str, url: str, api_key: str = "", headers: dict | None = None) -> ProbeResult:
-    """A live check of a configuration that is not saved; writes nothing."""
+    """A live check of a configuration that is not saved; writes nothing. Raises UrlDenied."""
     if not _has_adapter(kind):
         return _no_adapter(kind)
+    url_check(url)
     route = BackendRoute(
         name="unsaved",
         kind=kind,
@@ -313,10 +360,7 @@ def backend_config_test(*, kind: str, url: str, api_key: str = "", headers: dict
         api_key=api_key,
         headers=tuple((str(k).lower(), str(v)) for k, v in (headers or {}).items()),
     )
-    try:
-        return probe(route, timeout=settings.ELDRIC_HEALTH_TIMEOUT)
-    except (httpx.InvalidURL, UnicodeError) as exc:
-        return ProbeResult(HealthStatus.UNHEALTHY, error=f"cannot build the request: {type(exc).__name__}")
+    return probe(route, timeout=settings.ELDRIC_HEALTH_TIMEOUT)
 
 
 def _discover_soon(backend_id: int) -> None:
@@ -332,6 +376,8 @@ def _discover_soon(backend_id: int) -> None:
             return
         try:
             backend_test(backend=backend)
+        except UrlDenied as exc:
+            logger.warning("backend %s: not probed: %s", backend.name, exc)
         except Exception:
             logger.exception("backend %s: discovery after save failed", backend.name)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import signal
@@ -36,12 +35,14 @@ def database_description() -> str:
 
 def prepare(options) -> StartupState:
     from backends import selectors
+    from backends.models import HealthStatus
     from backends.services import (
         backend_discover,
         backends_static_apply,
         gateway_settings_update,
         worker_identity_ensure,
     )
+    from backends.url_policy import SETTING, url_policy
 
     call_command("migrate", interactive=False, verbosity=0)
     if not settings.ELDRIC_ENCRYPTION_KEYS and connection.vendor != "sqlite":
@@ -56,6 +57,14 @@ def prepare(options) -> StartupState:
 
     if admin_token := admin_token_ensure():
         print(admin_token_banner(admin_token), flush=True)  # once, on stdout; only its hash is kept
+    # A static backend whose URL the deny list covers stops start-up, naming the setting.
+    try:
+        policy = url_policy()
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    for spec in options.backends:
+        if denial := policy.check(spec.url):
+            raise ConfigError(f"backend {spec.name!r}: url {spec.url} is not allowed: {denial}; see {SETTING}")
     diff = backends_static_apply(specs=options.backends)
     if diff.removed:
         logger.info("static backends no longer configured, removed: %s", ", ".join(diff.removed))
@@ -72,13 +81,23 @@ def prepare(options) -> StartupState:
         default_backend=default, health_interval_ms=options.health_interval_ms, controller_url=options.controller_url
     )
 
+    def discover(item: tuple[int, str]):
+        backend_id, name = item
+        try:
+            return name, backend_discover(backend_id=backend_id)
+        except Exception:
+            # However a backend answers (or the database takes its answer), start-up goes on;
+            # the periodic checks try it again.
+            logger.exception("backend %s: discovery at start-up failed", name)
+            return name, None
+
     enabled = selectors.backends_enabled()
     with ThreadPoolExecutor(max_workers=min(8, len(enabled) or 1)) as pool:
-        results = list(pool.map(lambda item: (item[1], backend_discover(backend_id=item[0])), enabled))
+        results = list(pool.map(discover, enabled))
     for name, result in results:
         if result is None:
             continue
-        if result.status == "healthy":
+        if result.status == HealthStatus.HEALTHY:
             logger.info("backend %s: %s, %d models, %s ms", name, result.status, len(result.models), result.latency_ms)
         else:
             logger.warning("backend %s: %s (%s)", name, result.status, result.error)
@@ -130,8 +149,14 @@ def start_embedded_worker() -> subprocess.Popen:
         "-n",
         f"eldric-{settings.ELDRIC_INSTANCE}-{os.getpid()}@%h",
     ]
-    # No threads run at this point (discovery's pool has finished), so preexec_fn is safe.
-    process = subprocess.Popen(command, env=os.environ.copy(), preexec_fn=_die_with_parent)  # noqa: PLW1509
+    # No threads run at this point (discovery's pool has finished), so preexec_fn is safe. Its own
+    # session: a Ctrl-C in the terminal reaches eldric-cloudd only, which drains and then stops it.
+    process = subprocess.Popen(
+        command,
+        env=os.environ.copy(),
+        preexec_fn=_die_with_parent,  # noqa: PLW1509
+        start_new_session=True,
+    )
     logger.info(
         "embedded Celery worker started (pid %s, broker %s)",
         process.pid,
@@ -152,7 +177,14 @@ def stop_embedded_worker(process: subprocess.Popen) -> None:
     logger.info("embedded Celery worker stopped")
 
 
-def serve(options, state: StartupState, reloader=None) -> None:
+def serve(options, state: StartupState, reloader=None) -> int:
+    """Serve until SIGTERM/SIGINT has drained the server; returns the exit status."""
+    from eldric_cloud.server.limits import ServerLimits
+    from eldric_cloud.server.listener import bound_socket
+
+    limits = ServerLimits.from_settings()
+    # Bound before the app is imported, so a port in use fails fast; it listens only once serving starts.
+    sock = bound_socket(options.host, options.port, reuse_port=options.reuse_port or settings.ELDRIC_REUSE_PORT)
     logger.info("listening on http://%s:%s (%s)", options.host, options.port, options.server)
     if reloader is not None:
         # Started here, after the embedded worker's fork: no thread may run before that.
@@ -160,30 +192,24 @@ def serve(options, state: StartupState, reloader=None) -> None:
         reloader.watch()
         reloader.install_sighup()
     if options.server == "uvicorn":
-        import uvicorn
+        from eldric_cloud.server.uvicorn_server import run_uvicorn
 
-        uvicorn.run(
-            "eldric_cloud.asgi:application",
-            host=options.host,
-            port=options.port,
-            log_level="warning",
-            access_log=False,
-            lifespan="on",
-        )
-        return
-    from daphne.cli import CommandLineInterface  # installs Twisted's asyncio reactor first
-    from twisted.internet import defer, reactor
+        return run_uvicorn(sock=sock, limits=limits, replace_pid=options.replace_pid)
 
-    from gateway.http import close_client
+    from eldric_cloud import asgi
+    from eldric_cloud.server.daphne_server import EldricDaphneServer
 
-    # Daphne has no lifespan events: close the upstream client when the reactor stops.
-    reactor.addSystemEventTrigger(
-        "before", "shutdown", lambda: defer.Deferred.fromFuture(asyncio.ensure_future(close_client()))
-    )
     if reloader is not None:
+        from twisted.internet import reactor
+
         # Again once the reactor runs, so ours wins over anything installed at start-up.
         reactor.callWhenRunning(reloader.install_sighup)
-    # -v 0: no per-request access log on the hot path.
-    CommandLineInterface().run(
-        ["-v", "0", "-b", options.host, "-p", str(options.port), "eldric_cloud.asgi:application"]
+    server = EldricDaphneServer(
+        asgi.application,
+        sock=sock,
+        limits=limits,
+        gateway=asgi.gateway,
+        replace_pid=options.replace_pid,
     )
+    server.run()
+    return server.exit_code

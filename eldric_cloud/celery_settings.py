@@ -57,4 +57,10 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": _DISCOVERY_INTERVAL,
         "options": {"expires": _DISCOVERY_INTERVAL},
     },
+    # Deletes roll-ups past ELDRIC_TRAFFIC_MINUTES_RETENTION_HOURS / ELDRIC_TRAFFIC_DAYS_RETENTION.
+    "traffic-retention": {
+        "task": "traffic.tasks.traffic_retention_task",
+        "schedule": 3600.0,
+        "options": {"expires": 3600.0},
+    },
 }

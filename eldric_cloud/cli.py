@@ -24,6 +24,9 @@ backends:
     --backends "xai:https://api.x.ai/v1:KEY1,openai:https://api.openai.com/v1:KEY2"
     --backends "ollama-remote:http://10.0.0.5:11434,x:https://h.example:8443/v1:KEY"
 
+zero-downtime restart (same port, new process first):
+  eldric-cloudd --reuse-port ...        then later:   eldric-cloudd --replace <old pid> ...
+
 environment:
   ELDRIC_DATA_DIR     where SQLite, keys and the embedded broker live (default ./var)
   DATABASE_URL        e.g. postgres://user@host/db (default: SQLite in the data dir)
@@ -56,6 +59,18 @@ def build_parser() -> argparse.ArgumentParser:
         default="daphne",
         help="ASGI server (default daphne; uvicorn is faster, see README)",
     )
+    parser.add_argument(
+        "--reuse-port",
+        action="store_true",
+        help="listen with SO_REUSEPORT, so a new eldric-cloudd can start beside this one (also ELDRIC_REUSE_PORT=1)",
+    )
+    parser.add_argument(
+        "--replace",
+        type=int,
+        metavar="PID",
+        help="zero-downtime restart: once ready, send SIGTERM to PID (the running eldric-cloudd, which drains); "
+        "implies --reuse-port, and the old process must have been started with it",
+    )
     parser.add_argument("--data-dir", metavar="DIR", help="overrides ELDRIC_DATA_DIR")
     parser.add_argument(
         "--no-worker",
@@ -79,8 +94,12 @@ class Options:
         self.config_path = args.config
         self.embedded_worker = not args.no_worker
         self.data_dir = args.data_dir
+        self.replace_pid = args.replace
+        self.reuse_port = args.reuse_port or bool(args.replace)
         if not 0 < self.port < 65536:
             raise ConfigError(f"--port: {self.port} is not a TCP port")
+        if self.replace_pid is not None and self.replace_pid <= 1:
+            raise ConfigError(f"--replace: {self.replace_pid} is not the pid of a running eldric-cloudd")
         if self.health_interval_ms < 100:
             raise ConfigError("--health-interval: must be at least 100 ms")
 
@@ -104,6 +123,10 @@ def main(argv: list[str] | None = None) -> int:
     import django
 
     django.setup()
+    from traffic.services import metrics_dir_reset
+
+    # Metrics files of an earlier run would be summed with this one's; the worker starts after.
+    metrics_dir_reset()
     from eldric_cloud import bootstrap
     from eldric_cloud.reload import ConfigReloader
 
@@ -118,11 +141,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     worker = bootstrap.start_embedded_worker() if options.embedded_worker else None
     try:
-        bootstrap.serve(options, state, reloader=reloader)
+        return bootstrap.serve(options, state, reloader=reloader)
+    except ConfigError as exc:
+        print(f"eldric-cloudd: error: {exc}", file=sys.stderr)
+        return 2
     finally:
+        # After the server has drained: background work outlives the requests, not the other way round.
         if worker is not None:
             bootstrap.stop_embedded_worker(worker)
-    return 0
 
 
 if __name__ == "__main__":

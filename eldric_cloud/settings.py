@@ -32,6 +32,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "traffic",
     "backends",
     "gateway",
     "dashboard",
@@ -158,6 +159,77 @@ ELDRIC_MAX_ATTEMPTS = env.int("ELDRIC_MAX_ATTEMPTS", default=3)
 # Anthropic requires max_tokens; used when the client sends neither max_tokens nor max_completion_tokens.
 ELDRIC_ANTHROPIC_DEFAULT_MAX_TOKENS = env.int("ELDRIC_ANTHROPIC_DEFAULT_MAX_TOKENS", default=4096)
 ELDRIC_WORKER_CONCURRENCY = env.int("ELDRIC_WORKER_CONCURRENCY", default=4)
+
+# --- Request pipeline (gateway) --------------------------------------------------------
+# A non-stream request is answered within this many seconds (504 after), failovers included.
+ELDRIC_REQUEST_TIMEOUT = env.float("ELDRIC_REQUEST_TIMEOUT", default=600.0)
+# A stream that sends no complete event for this long is ended with an error event.
+ELDRIC_STREAM_IDLE_TIMEOUT = env.float("ELDRIC_STREAM_IDLE_TIMEOUT", default=300.0)
+# The largest non-stream upstream answer the gateway holds in memory (502 beyond).
+ELDRIC_MAX_RESPONSE_BYTES = env.int("ELDRIC_MAX_RESPONSE_BYTES", default=64 * 1024 * 1024)
+# An upstream's Retry-After is honoured up to this many seconds.
+ELDRIC_RETRY_AFTER_MAX_SECONDS = env.float("ELDRIC_RETRY_AFTER_MAX_SECONDS", default=300.0)
+
+# --- Traffic accounting and /metrics ---------------------------------------------------
+# How often each gateway process writes its buffered accounting to the roll-ups.
+ELDRIC_TRAFFIC_FLUSH_SECONDS = env.float("ELDRIC_TRAFFIC_FLUSH_SECONDS", default=2.0)
+ELDRIC_TRAFFIC_MINUTES_RETENTION_HOURS = env.float("ELDRIC_TRAFFIC_MINUTES_RETENTION_HOURS", default=48.0)
+ELDRIC_TRAFFIC_DAYS_RETENTION = env.int("ELDRIC_TRAFFIC_DAYS_RETENTION", default=400)
+# Finished requests waiting for the next flush; past it they are counted as dropped.
+ELDRIC_TRAFFIC_MAX_QUEUE = env.int("ELDRIC_TRAFFIC_MAX_QUEUE", default=100_000)
+# Roll-up rows held while the database is away; past it the oldest minutes are dropped (logged).
+ELDRIC_TRAFFIC_MAX_BACKLOG_ROWS = env.int("ELDRIC_TRAFFIC_MAX_BACKLOG_ROWS", default=50_000)
+# Distinct model names and error codes a process turns into labels; the rest count as "other".
+ELDRIC_TRAFFIC_MAX_MODEL_LABELS = env.int("ELDRIC_TRAFFIC_MAX_MODEL_LABELS", default=1000)
+ELDRIC_TRAFFIC_MAX_ERROR_CODES = env.int("ELDRIC_TRAFFIC_MAX_ERROR_CODES", default=100)
+# An instance's circuit state counts for this long after its last report.
+ELDRIC_TRAFFIC_LIVE_STATE_WINDOW_SECONDS = env.float("ELDRIC_TRAFFIC_LIVE_STATE_WINDOW_SECONDS", default=30.0)
+# How long shutdown waits for the final flush.
+ELDRIC_TRAFFIC_STOP_TIMEOUT_SECONDS = env.float("ELDRIC_TRAFFIC_STOP_TIMEOUT_SECONDS", default=10.0)
+# /metrics: open to loopback clients, the admin token from anywhere else; "1" opens it to all.
+ELDRIC_METRICS_PUBLIC = env.bool("ELDRIC_METRICS_PUBLIC", default=False)
+# Behind a reverse proxy on the same host every client looks like loopback: set this to 0 there.
+ELDRIC_METRICS_LOOPBACK_OPEN = env.bool("ELDRIC_METRICS_LOOPBACK_OPEN", default=True)
+# prometheus-client's multi-process mode reads this variable when its first metric is built,
+# so it is set here, before anything imports it; the embedded worker inherits it.
+# (env.ENVIRON is os.environ.)
+env.ENVIRON.setdefault("PROMETHEUS_MULTIPROC_DIR", str(DATA_DIR / "prometheus"))
+PROMETHEUS_MULTIPROC_DIR = Path(env.ENVIRON["PROMETHEUS_MULTIPROC_DIR"])
+PROMETHEUS_MULTIPROC_DIR.mkdir(parents=True, exist_ok=True)
+
+# --- Server: body limits, slow clients, drain and restart --------------------------------
+# ELDRIC_MAX_BODY_BYTES (above) is enforced by the server as body bytes arrive, on every path.
+# Time to receive a request's complete headers, from connection open or the end of the previous
+# response (so it is also the keep-alive idle timeout).
+ELDRIC_HEADER_TIMEOUT = env.float("ELDRIC_HEADER_TIMEOUT", default=10.0)
+# Longest silence tolerated while a request body is arriving.
+ELDRIC_BODY_IDLE_TIMEOUT = env.float("ELDRIC_BODY_IDLE_TIMEOUT", default=30.0)
+# Open client connections per process; beyond it new connections are closed at once.
+ELDRIC_MAX_CLIENT_CONNECTIONS = env.int("ELDRIC_MAX_CLIENT_CONNECTIONS", default=2048)
+# After a refusal (413, 408), how long the rest of the body is read and dropped so the client can read the answer.
+ELDRIC_LINGER_SECONDS = env.float("ELDRIC_LINGER_SECONDS", default=5.0)
+# SIGTERM: how long in-flight requests and streams may finish before streams are ended with an error event.
+ELDRIC_DRAIN_SECONDS = env.float("ELDRIC_DRAIN_SECONDS", default=30.0)
+# SIGTERM: how long to keep accepting (readiness 503, Connection: close) before closing the listener,
+# so a load balancer's readiness probe sees the drain first. 0 for a single process.
+ELDRIC_DRAIN_DELAY_SECONDS = env.float("ELDRIC_DRAIN_DELAY_SECONDS", default=0.0)
+# SO_REUSEPORT on the listening socket: a new process can listen beside the old one (zero-downtime restart).
+ELDRIC_REUSE_PORT = env.bool("ELDRIC_REUSE_PORT", default=False)
+
+# --- Management API and backend hardening -----------------------------------------------
+# JSON bodies of /api/v1/* nested deeper than this answer 400 (Python's parser would recurse).
+ELDRIC_MAX_JSON_DEPTH = env.int("ELDRIC_MAX_JSON_DEPTH", default=64)
+# The admin's forms and the management API read at most ELDRIC_MAX_BODY_BYTES (413 beyond).
+DATA_UPLOAD_MAX_MEMORY_SIZE = ELDRIC_MAX_BODY_BYTES
+REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = ["backends.api_parsers.BoundedJSONParser"]
+# A probe's model list: at most this many bytes, models, and characters per model id (the column).
+ELDRIC_MAX_MODELS_BODY_BYTES = env.int("ELDRIC_MAX_MODELS_BODY_BYTES", default=16 * 1024 * 1024)
+ELDRIC_MAX_MODELS_PER_BACKEND = env.int("ELDRIC_MAX_MODELS_PER_BACKEND", default=10000)
+# Comma-separated CIDRs and host names (a name also covers its subdomains) that no backend URL
+# may point at, on top of the link-local and cloud-metadata addresses that are always denied.
+ELDRIC_BACKEND_URL_DENY = env.list("ELDRIC_BACKEND_URL_DENY", default=[])
+# ELDRIC_DEBUG=1 shows Django's technical 500 page; this filter masks upstream keys on it.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "backends.debug_filter.SecretMaskingReporterFilter"
 
 # --- Celery ---------------------------------------------------------------------------
 from eldric_cloud.celery_settings import *  # noqa: E402,F403

@@ -76,11 +76,9 @@ class BreakerBoard:
         return circuit
 
     def state(self, name: str, healthy_probes: int = 0) -> str:
+        """Read-only, so other threads (the traffic recorder) may ask too."""
         circuit = self._circuits.get(name)
-        if circuit is None or circuit.opened_at is None:
-            return CLOSED
-        if healthy_probes > circuit.opened_probes:
-            self._close(circuit)
+        if circuit is None or circuit.opened_at is None or healthy_probes > circuit.opened_probes:
             return CLOSED
         if self._clock() - circuit.opened_at >= self.cooldown:
             return HALF_OPEN
@@ -106,6 +104,10 @@ class BreakerBoard:
             return None
         circuit = self._circuits.get(name)
         if circuit is None or circuit.opened_at is None:
+            return FREE
+        if healthy_probes > circuit.opened_probes:
+            # A probe succeeded since the opening: closed, without a trial.
+            self._close(circuit)
             return FREE
         return self._trial(circuit)
 

@@ -153,10 +153,15 @@ class RequestContext:
 
     @property
     def overhead(self) -> float | None:
-        """Time the gateway itself added: the whole request minus the time spent in attempts."""
-        if self.latency is None:
+        """Time the gateway itself added: until the answer (a stream's first byte) reached the
+        client, minus the time the upstreams took to give it."""
+        if not self.stream:
+            return None if self.latency is None else max(0.0, self.latency - self.upstream_seconds)
+        if self.first_client_byte is None or self.first_upstream_byte is None or not self.attempts:
             return None
-        return max(0.0, self.latency - self.upstream_seconds)
+        *failed, last = self.attempts
+        upstream = sum(a.duration for a in failed) + (self.first_upstream_byte - last.started)
+        return max(0.0, self.first_client_byte - self.received - upstream)
 
     @property
     def failovers(self) -> list[Attempt]:

@@ -8,6 +8,7 @@ the admin token as ``Authorization: Bearer``. ``ELDRIC_METRICS_PUBLIC=1`` opens 
 from __future__ import annotations
 
 import ipaddress
+import logging
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -17,6 +18,8 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from backends.selectors import admin_token_matches
 from traffic.metrics import exposition
 from traffic.services import metrics_dir
+
+logger = logging.getLogger(__name__)
 
 
 def _error(status: int, message: str, code: str, **headers: str) -> JsonResponse:
@@ -55,4 +58,11 @@ def metrics(request: HttpRequest) -> HttpResponse:
             "invalid_api_key",
             **{"WWW-Authenticate": 'Bearer realm="eldric-admin"'},
         )
-    return HttpResponse(exposition(str(metrics_dir())), content_type=CONTENT_TYPE_LATEST)
+    try:
+        body = exposition(str(metrics_dir()))
+    except (OSError, ValueError, RuntimeError):
+        # A file that cannot be read (a process killed mid-write, a full disk); prometheus-client
+        # raises RuntimeError for a corrupted one.
+        logger.exception("/metrics: cannot read the metrics files in %s", metrics_dir())
+        return _error(503, "The metrics files cannot be read; see the server log.", "metrics_unavailable")
+    return HttpResponse(body, content_type=CONTENT_TYPE_LATEST)

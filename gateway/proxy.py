@@ -230,7 +230,7 @@ async def _open(gw: Gateway, route: BackendRoute, request: UpstreamRequest, prov
             health_failure=True,
         )
     body = await _read_whole(gw, route, upstream, limit=1024 * 1024)
-    error = redacted_error(provider.error(status, body, upstream.headers), route.api_key)
+    error = redacted_error(provider.error(status, body, upstream.headers), route.api_key, upstream.url.netloc.decode())
     if error.retry_after is not None and error.retry_after > gw.config.retry_after_max:
         error = dataclasses.replace(error, retry_after=gw.config.retry_after_max)
     if status in OVERLOADED:

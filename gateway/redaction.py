@@ -14,17 +14,22 @@ UPSTREAM_REQUEST_ID = b"x-request-id"
 RENAMED_REQUEST_ID = b"x-upstream-request-id"
 
 
-def redacted_error(error: OpenAIError, key: str) -> OpenAIError:
-    """The error with the key removed from every field a client sees."""
-    if not key:
+def redacted_error(error: OpenAIError, key: str, address: str = "") -> OpenAIError:
+    """The error with the key removed from every field a client sees, and the backend's
+    address (``host:port``, internal for a self-hosted upstream) from its message."""
+    if not key and not address:
         return error
 
     def clean(value):
         return redact(value, key) if isinstance(value, str) else value
 
+    message = clean(error.message)
+    if address and address in message:
+        message = message.replace(address, "[backend]")
+
     return OpenAIError(
         error.status,
-        clean(error.message),
+        message,
         clean(error.type),
         clean(error.param),
         clean(error.code),

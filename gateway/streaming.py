@@ -76,12 +76,12 @@ async def relay_stream(
 
 
 class _Relay:
-    """One stream's relay state: its idle deadline, its tail and, when asked, the stripper."""
+    """One stream's relay state: its idle deadline, and what tracks the relayed bytes."""
 
     def __init__(self, gw: Gateway, ctx: RequestContext, out: Responder, route, translator, *, strip_usage: bool):
         self.gw, self.ctx, self.out, self.route, self.translator = gw, ctx, out, route, translator
-        self.stripper = UsageStripper() if strip_usage else None
-        self.tail = self.stripper.tail if self.stripper is not None else StreamTail()
+        # What the client gets of a relayed stream, and where its usage is found.
+        self.tracker = UsageStripper() if strip_usage else StreamTail()
         self.upstream_error = False
         self.loop = asyncio.get_running_loop()
         self.idle = gw.config.stream_idle_timeout
@@ -101,12 +101,9 @@ class _Relay:
             for frame in self.translator.feed(chunk):
                 await out.body(frame, more=True)
             return
-        if self.stripper is not None:
-            chunk = self.stripper.feed(chunk)
-            if not chunk:
-                return
-        else:
-            self.tail.feed(chunk)
+        chunk = self.tracker.feed(chunk)
+        if not chunk:
+            return
         await out.body(chunk, more=True)
         # Groq and others report failures as an error event after a 200.
         self.upstream_error = self.upstream_error or b'"error":' in chunk
@@ -120,11 +117,11 @@ class _Relay:
                 await out.body(frame, more=True)
             await out.body(frames[-1] if frames else SSE_DONE)
             return
-        stripper = self.stripper
-        if stripper is not None and (rest := stripper.flush()):
+        tracker = self.tracker
+        if rest := tracker.flush():
             await out.body(rest, more=True)
-        ctx.usage = stripper.usage if stripper is not None and stripper.usage else self.tail.usage()
-        if self.tail.ended_with_done():
+        ctx.usage = tracker.usage()
+        if tracker.ended_with_done():
             await out.body(b"")
         elif self.upstream_error:
             # The upstream already sent an OpenAI-shaped error event; only the terminator is missing.

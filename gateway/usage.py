@@ -82,16 +82,20 @@ def stream_usage_body(payload: dict, body: bytes) -> bytes | None:
 
 
 class StreamTail:
-    """Keeps the end of a relayed stream: its usage event and its terminator live there."""
+    """Relays a stream untouched, keeping its end: the usage event and the terminator live there."""
 
     __slots__ = ("tail",)
 
     def __init__(self) -> None:
         self.tail = b""
 
-    def feed(self, chunk: bytes) -> None:
+    def feed(self, chunk: bytes) -> bytes:
         tail = self.tail + chunk
         self.tail = tail[-TAIL_BYTES:] if len(tail) > TAIL_BYTES else tail
+        return chunk
+
+    def flush(self) -> bytes:
+        return b""
 
     def ended_with_done(self) -> bool:
         return self.tail.rstrip().endswith(b"[DONE]")
@@ -114,30 +118,40 @@ class UsageStripper:
     it, which an SSE client would have to do anyway.
     """
 
-    __slots__ = ("pending", "tail", "usage")
+    __slots__ = ("_usage", "last", "pending")
 
     def __init__(self) -> None:
         self.pending = b""
-        self.tail = StreamTail()
-        self.usage: Usage | None = None
+        self.last = b""
+        self._usage: Usage | None = None
 
     def feed(self, chunk: bytes) -> bytes:
-        data = self.pending + chunk if self.pending else chunk
-        cut = max(data.rfind(b"\n\n") + 2, data.rfind(b"\n\r\n") + 3)
-        if cut <= 2:
-            self.pending = data
-            return b""
-        complete, self.pending = data[:cut], data[cut:]
+        if not self.pending and chunk.endswith(b"\n\n"):
+            complete = chunk  # the usual case: one or more whole events
+        else:
+            data = self.pending + chunk
+            cut = max(data.rfind(b"\n\n") + 2, data.rfind(b"\n\r\n") + 3)
+            if cut <= 2:
+                self.pending = data
+                return b""
+            complete, self.pending = data[:cut], data[cut:]
         if USAGE_KEY in complete:
             complete = self._filter(complete)
-        self.tail.feed(complete)
+        if complete:
+            self.last = complete
         return complete
 
     def flush(self) -> bytes:
         rest, self.pending = self.pending, b""
         if rest:
-            self.tail.feed(rest)
+            self.last = rest
         return rest
+
+    def ended_with_done(self) -> bool:
+        return self.last.rstrip().endswith(b"[DONE]")
+
+    def usage(self) -> Usage | None:
+        return self._usage
 
     def _filter(self, data: bytes) -> bytes:
         kept = []
@@ -145,7 +159,7 @@ class UsageStripper:
             if _USAGE_ONLY.search(event):
                 found = _usage_near(event, event.find(USAGE_KEY))
                 if found is not None:
-                    self.usage = found
+                    self._usage = found
                     continue
             kept.append(_NULL_USAGE.sub(b"", event) if b"null" in event else event)
         return b"".join(kept)

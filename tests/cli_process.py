@@ -18,7 +18,7 @@ from tests.fakes.server import free_port
 BIN = Path(sys.executable).parent
 # Variables a developer's shell may carry that would make a run depend on the machine;
 # tests pass explicitly what a run needs.
-SCRUBBED_PREFIXES = ("ELDRIC_", "DATABASE_URL", "REDIS_URL")
+SCRUBBED_PREFIXES = ("ELDRIC_", "DATABASE_URL", "REDIS_URL", "PROMETHEUS_MULTIPROC_DIR")
 
 
 def clean_environment(**extra: str) -> dict[str, str]:
@@ -42,8 +42,9 @@ class GatewayProcess:
         config: Path | None = None,
         server: str | None = None,
         name: str = "eldric-cloudd",
+        port: int | None = None,
     ) -> None:
-        self.port = free_port()
+        self.port = port or free_port()
         self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="eldric-test-"))
         self.log_path = self.data_dir / f"{name}-{self.port}.log"
         self.args = [str(BIN / "eldric-cloudd"), "--port", str(self.port), "--host", "127.0.0.1", *args]
@@ -121,6 +122,27 @@ class GatewayProcess:
         """Wait until ``text`` appears in the log past offset ``after``; return the matching line."""
         self.wait_for(lambda: text in self.logs()[after:], f"log line {text!r}", timeout)
         return next(line for line in self.logs()[after:].splitlines() if text in line)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def memory_kb(self, field: str = "VmRSS") -> int:
+        """A memory figure of the server process from /proc (VmRSS now, VmHWM its peak so far)."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+        raise AssertionError(f"{field} not in /proc/{self.pid}/status")
+
+    def terminate(self) -> None:
+        """SIGTERM only (stop() also waits, then kills)."""
+        self.process.send_signal(signal.SIGTERM)
+
+    def wait_exit(self, timeout: float) -> int:
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"eldric-cloudd still running after {timeout}s:\n{self.logs()}") from None
 
     def stop(self, timeout: float = 15) -> int | None:
         if self.process is None or self.process.poll() is not None:

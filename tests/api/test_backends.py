@@ -187,6 +187,10 @@ def test_list_keeps_its_shape(api, upstream):
         "last_error",
         "consecutive_failures",
         "model_count",
+        "routable",
+        "circuit",
+        "rate_limited_until",
+        "traffic",
     }
 
 

@@ -119,3 +119,15 @@ def test_a_key_echoed_in_the_headers_of_a_success_is_redacted_and_only_allowed_h
     assert response.headers["x-ratelimit-remaining-requests"] == "99"
     assert "set-cookie" not in response.headers and "x-internal-host" not in response.headers
     assert json.loads(response.content) == json.loads(ANSWER)
+
+
+def test_an_upstream_error_naming_its_own_address_reaches_the_client_without_it(one):
+    gateway, fake = one
+    address = f"127.0.0.1:{fake.port}"
+    fake.on("POST", "/v1/chat/completions", reply_json({"error": {"message": f"upstream {address} failed"}}, status=400))
+
+    response = chat(gateway)
+
+    assert response.status_code == 400
+    assert address not in response.text
+    assert response.json()["error"]["message"] == "upstream [backend] failed"
