@@ -149,6 +149,10 @@ def main(argv: list[str] | None = None) -> int:
         # After the server has drained: background work outlives the requests, not the other way round.
         if worker is not None:
             bootstrap.stop_embedded_worker(worker)
+        # The last connection to close folds SQLite's write-ahead log back into the database.
+        from django.db import connections
+
+        connections.close_all()
 
 
 if __name__ == "__main__":

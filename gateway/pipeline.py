@@ -45,7 +45,6 @@ class Gateway:
         breakers: BreakerBoard | None = None,
         clients: UpstreamClients | None = None,
         observers: list[RequestObserver] | None = None,
-        recorder=None,
     ) -> None:
         self.config = config
         self.snapshots = snapshots or SnapshotSource()
@@ -57,10 +56,8 @@ class Gateway:
         )
         self.clients = clients or UpstreamClients(config)
         self.observers: list[RequestObserver] = list(observers or [])
-        # The accounting observer, flushed at shutdown (it is also in ``observers``).
-        self.recorder = recorder
-        if recorder is not None and recorder not in self.observers:
-            self.observers.append(recorder)
+        # The accounting observer: started and flushed with the gateway (also in ``observers``).
+        self.recorder = None
         self.started_at = time.monotonic()
         self._started = False
         self._draining = False
@@ -72,15 +69,20 @@ class Gateway:
 
         from traffic.recorder import TrafficRecorder
 
-        config = GatewayConfig.from_settings()
-        gateway = cls(config=config)
-        gateway.recorder = TrafficRecorder(
-            instance=settings.ELDRIC_INSTANCE,
-            flush_seconds=settings.ELDRIC_TRAFFIC_FLUSH_SECONDS,
-            live_state=gateway.backend_live_states,
+        gateway = cls(config=GatewayConfig.from_settings())
+        gateway.add_recorder(
+            TrafficRecorder(
+                instance=settings.ELDRIC_INSTANCE,
+                flush_seconds=settings.ELDRIC_TRAFFIC_FLUSH_SECONDS,
+                live_state=gateway.backend_live_states,
+            )
         )
-        gateway.observers.append(gateway.recorder)
         return gateway
+
+    def add_recorder(self, recorder) -> None:
+        """The accounting observer, which needs the gateway's live state to be built."""
+        self.recorder = recorder
+        self.observers.append(recorder)
 
     # --- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:

@@ -149,12 +149,12 @@ async def _try(
         attempt.reason = str(exc)
         await out.error(OpenAIError(400, str(exc), param=getattr(exc, "param", None), code="invalid_request"))
         return
-    stripper = False
+    strip_usage = False
     if ctx.stream and provider.passthrough and flavour_for(route.name, route.url) not in NO_STREAM_OPTIONS:
         with_usage = stream_usage_body(payload, request.content or b"")
         if with_usage is not None:
             request = UpstreamRequest(request.method, request.url, request.headers, with_usage)
-            stripper = True
+            strip_usage = True
     try:
         upstream = await _open(gw, route, request, provider)
     except _Final as final:
@@ -172,7 +172,7 @@ async def _try(
         attempt.ended = time.monotonic()
         await relay_stream(
             gw, ctx, out, route=route, provider=provider, payload=payload, upstream=upstream, headers=headers,
-            strip_usage=stripper,
+            strip_usage=strip_usage,
         )  # fmt: skip
         return
     answer = await _read_whole(gw, route, upstream)

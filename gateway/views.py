@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
+import re
 import time
 from typing import TYPE_CHECKING
 
 from backends.providers.base import OpenAIError
 from gateway import routing
-from gateway.asgi_io import RequestRejected, Responder, read_body
+from gateway.asgi_io import RequestRejected, Responder, header, read_body
 from gateway.auth import authenticate
 from gateway.proxy import CHAT, EMBEDDINGS, Endpoint, forward
 
@@ -27,15 +29,79 @@ def _invalid(message: str, param: str | None = None) -> RequestRejected:
 
 
 def _parse_object(body: bytes) -> dict:
+    """The body as a JSON object, or a 400 that names the field at fault where there is one.
+
+    The checks the whole request needs are here, before any backend is chosen, because a
+    pass-through backend forwards the client's bytes as they are: JSON on the wire is UTF-8
+    (RFC 8259 §8.1) and a lone UTF-16 surrogate escape is not Unicode, so neither may reach an
+    upstream; NaN and Infinity are not JSON at all, though Python's parser reads them.
+    """
     if not body.strip():
         raise _invalid("The request body is empty; expected a JSON object.")
+    bad_bytes_at = None
     try:
-        payload = json.loads(body)
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # Decoded anyway, each bad byte as a lone surrogate, so the field holding it can be named.
+        bad_bytes_at = exc.start
+        text = body.decode("utf-8", "surrogateescape")
+    constants: list[str] = []
+    try:
+        payload = json.loads(text, parse_constant=lambda name: constants.append(name) or float(name))
     except (ValueError, RecursionError) as exc:
+        if bad_bytes_at is not None:
+            raise _invalid(f"The request body is not valid JSON: not UTF-8 (byte {bad_bytes_at}).") from None
         raise _invalid(f"The request body is not valid JSON: {str(exc)[:200]}") from None
     if not isinstance(payload, dict):
         raise _invalid("The request body must be a JSON object.")
+    if bad_bytes_at is not None or _SURROGATE_ESCAPE.search(text):
+        path = _first_path(payload, _unencodable)
+        if path is not None or bad_bytes_at is not None:
+            what = "is not valid UTF-8" if bad_bytes_at is not None else "contains a lone UTF-16 surrogate"
+            raise _invalid(f"'{path or 'a top-level key'}' {what}.", path or None)
+    if constants:
+        path = _first_path(payload, _non_finite)
+        raise _invalid(f"'{path or 'the request'}' is {constants[0]}, which is not valid JSON.", path or None)
     return payload
+
+
+# A \ud800-\udfff escape: the only way a lone surrogate gets into text that decoded as UTF-8.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _unencodable(value) -> bool:
+    if not isinstance(value, str) or value.isascii():
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _non_finite(value) -> bool:
+    return isinstance(value, float) and not math.isfinite(value)
+
+
+def _first_path(payload: dict, bad) -> str | None:
+    """The path (OpenAI's notation: ``messages[1].content``) of the first value, or key, for
+    which ``bad`` is true, in document order; "" for a top-level key. Iterative: the payload
+    may be nested deeper than Python's recursion limit."""
+    stack: list[tuple[str, object]] = [("", payload)]
+    while stack:
+        path, value = stack.pop()
+        if bad(value):
+            return path
+        if isinstance(value, dict):
+            children = []
+            for key, child in value.items():
+                if bad(key):
+                    return path
+                children.append((f"{path}.{key}" if path else key, child))
+            stack.extend(reversed(children))
+        elif isinstance(value, list):
+            stack.extend((f"{path}[{index}]", child) for index, child in reversed(list(enumerate(value))))
+    return None
 
 
 def _require_model(payload: dict) -> str:
@@ -53,7 +119,8 @@ def parse_chat(body: bytes) -> tuple[dict, str]:
     messages = payload.get("messages")
     if not isinstance(messages, list) or not messages:
         raise _invalid("'messages' must be a non-empty array", "messages")
-    if "stream" in payload and not isinstance(payload["stream"], bool):
+    # Null is what OpenAI's schema allows for "not sent".
+    if payload.get("stream") is not None and not isinstance(payload["stream"], bool):
         raise _invalid("'stream' must be a boolean", "stream")
     return payload, model
 
@@ -61,10 +128,24 @@ def parse_chat(body: bytes) -> tuple[dict, str]:
 def parse_embeddings(body: bytes) -> tuple[dict, str]:
     payload = _parse_object(body)
     model = _require_model(payload)
-    value = payload.get("input")
-    if value is None or value in ("", []):
-        raise _invalid("'input' must be a non-empty string or array", "input")
+    if not _is_embeddings_input(payload.get("input")):
+        raise _invalid("'input' must be a non-empty string, array of strings, or array of token arrays", "input")
     return payload, model
+
+
+def _is_embeddings_input(value) -> bool:
+    """OpenAI's four forms: a string, strings, token ids, arrays of token ids."""
+    if isinstance(value, str):
+        return bool(value)
+    if not isinstance(value, list) or not value:
+        return False
+    if all(isinstance(item, str) for item in value):
+        return True
+    return all(_is_tokens(item) for item in value) or _is_tokens(value)
+
+
+def _is_tokens(value) -> bool:
+    return isinstance(value, list) and all(isinstance(t, int) and not isinstance(t, bool) for t in value)
 
 
 def method_not_allowed(scope, allowed: str) -> OpenAIError:
@@ -94,7 +175,7 @@ async def _inference(gw: Gateway, ctx: RequestContext, scope, receive, out: Resp
         await out.error(denied)
         return
     try:
-        body = await read_body(receive, gw.config.max_body_bytes, _content_length(scope))
+        body = await read_body(receive, gw.config.max_body_bytes, header(scope, b"content-length"))
         payload, ctx.model = parse(body)
     except RequestRejected as rejected:
         await out.error(rejected.error)
@@ -119,13 +200,6 @@ async def _inference(gw: Gateway, ctx: RequestContext, scope, receive, out: Resp
             await out.error(timed_out)
     finally:
         watcher.cancel()
-
-
-def _content_length(scope) -> bytes | None:
-    for name, value in scope["headers"]:
-        if name == b"content-length":
-            return value
-    return None
 
 
 async def chat_completions(gw, ctx, scope, receive, out) -> None:

@@ -8,7 +8,11 @@ do the IO, so one adapter serves both.
 from __future__ import annotations
 
 import json
+import math
+import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
 if TYPE_CHECKING:
@@ -62,6 +66,22 @@ class OpenAIError:
     code: str | int | None = None
     retry_after: float | None = field(default=None, compare=False)
 
+    def __post_init__(self) -> None:
+        # Errors are built from upstream bytes and client input: whatever arrived, the client gets
+        # a string message and type, a string (or no) param and a string or integer (or no) code.
+        object.__setattr__(self, "message", clean_text(self.message) or f"upstream returned HTTP {self.status}")
+        object.__setattr__(self, "type", clean_text(self.type))
+        param = self.param
+        object.__setattr__(self, "param", clean_text(param) if isinstance(param, str) and param else None)
+        code = self.code
+        if isinstance(code, bool) or not isinstance(code, (str, int)):
+            code = None
+        object.__setattr__(self, "code", clean_text(code) if isinstance(code, str) else code)
+        retry_after = self.retry_after
+        if isinstance(retry_after, bool) or not isinstance(retry_after, (int, float)) or not math.isfinite(retry_after):
+            retry_after = None
+        object.__setattr__(self, "retry_after", None if retry_after is None else max(0.0, float(retry_after)))
+
     def as_dict(self) -> dict:
         return {
             "error": {
@@ -86,11 +106,43 @@ def error_type_for(status: int) -> str:
 
 
 class ProviderError(Exception):
-    """Upstream answered with something the adapter cannot understand."""
+    """Upstream answered with something the adapter cannot understand (the gateway answers 502)."""
+
+
+class InvalidRequestError(ProviderError):
+    """The client's request cannot be translated: the gateway answers 400 ``invalid_request_error``.
+
+    ``param`` is the dotted path of the offending field, as OpenAI names it
+    (``tools``, ``messages[2].content[0].image_url``), or None when no single field is to blame.
+    """
+
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
+
+
+def clean_text(value) -> str:
+    """``value`` as a string that encodes to UTF-8: lone surrogates (JSON ``"\\ud800"``) become U+FFFD."""
+    if not isinstance(value, str):
+        return ""
+    if value.isascii():
+        return value
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "".join("\ufffd" if "\ud800" <= char <= "\udfff" else char for char in value)
+    return value
 
 
 class StreamTranslator(Protocol):
-    """Turns a provider's stream into OpenAI SSE frames, one feed at a time."""
+    """Turns a provider's stream into OpenAI SSE frames, one feed at a time.
+
+    ``feed`` and ``close`` never raise: whatever the upstream sends ends, at worst, in an
+    OpenAI error event and ``data: [DONE]``. ``usage`` is the OpenAI-shaped usage object once
+    the provider has reported it (whether or not the client asked for a usage chunk), else None.
+    """
+
+    usage: dict | None
 
     def feed(self, data: bytes) -> list[bytes]:
         """Consume raw upstream bytes; return complete SSE frames ready for the client."""
@@ -123,7 +175,7 @@ class Provider:
 
     # --- embeddings -----------------------------------------------------------------------
     def embeddings_request(self, route: BackendRoute, payload: dict, body: bytes) -> UpstreamRequest:
-        raise ProviderError(f"{self.kind} backends do not serve embeddings")
+        raise InvalidRequestError(f"{self.kind} backends do not serve embeddings", "model")
 
     def embeddings_response(self, payload: dict, body: bytes) -> bytes:
         return body
@@ -141,51 +193,99 @@ class Provider:
         return generic_error(status, body, headers)
 
 
-def retry_after_seconds(headers: dict[str, str] | None) -> float | None:
-    """Seconds named by ``retry-after-ms`` / ``retry-after`` (numeric form only)."""
+# RFC 9110 delta-seconds (a fraction is tolerated: some providers send "0.5").
+_DELTA_SECONDS = re.compile(r"\s*\d+(\.\d+)?\s*")
+
+
+def retry_after_seconds(headers, now: datetime | None = None) -> float | None:
+    """Seconds to wait named by ``retry-after-ms``, else ``retry-after`` (delta-seconds or an HTTP-date).
+
+    Always a finite float >= 0, or None when absent or unreadable (``inf``, ``nan``, ``1e400``,
+    negative numbers and garbage are unreadable). Capping large values is the caller's policy.
+    """
     if not headers:
         return None
-    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
-        value = headers.get(name)
-        if value:
-            try:
-                return max(0.0, float(value) * scale)
-            except ValueError:
-                continue
-    return None
+    try:
+        milliseconds = headers.get("retry-after-ms")
+        value = headers.get("retry-after")
+    except (AttributeError, TypeError):
+        return None
+    if isinstance(milliseconds, str) and _DELTA_SECONDS.fullmatch(milliseconds):
+        seconds = float(milliseconds) / 1000
+        if math.isfinite(seconds):
+            return seconds
+    if not isinstance(value, str) or not value.strip():
+        return None
+    if _DELTA_SECONDS.fullmatch(value):
+        seconds = float(value)
+        return seconds if math.isfinite(seconds) else None
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:  # "-0000": UTC, origin unknown (RFC 5322 §3.3)
+        when = when.replace(tzinfo=UTC)
+    try:
+        seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    except OverflowError:
+        return None
+    return max(0.0, seconds) if math.isfinite(seconds) else None
+
+
+def parse_json(body: bytes):
+    """Upstream JSON, or ``ValueError`` for anything unreadable (including nesting too deep to parse)."""
+    try:
+        return json.loads(body)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
 
 
 def generic_error(status: int, body: bytes, headers: dict[str, str] | None = None) -> OpenAIError:
-    """Best-effort reading of the error envelopes seen across providers."""
+    """Best-effort reading of the error envelopes seen across providers; never raises."""
     retry_after = retry_after_seconds(headers)
+    fallback = f"upstream returned HTTP {status}"
     try:
-        data = json.loads(body)
-    except ValueError:
-        text = body.decode("utf-8", "replace").strip()[:500] or f"upstream returned HTTP {status}"
-        return OpenAIError(status, text, retry_after=retry_after)
+        data = parse_json(body)
+    except (ValueError, TypeError):
+        text = body.decode("utf-8", "replace").strip()[:500] if isinstance(body, bytes) else ""
+        return OpenAIError(status, text or fallback, retry_after=retry_after)
     if isinstance(data, dict):
         inner = data.get("error")
         if isinstance(inner, dict):
+            message = inner.get("message")
+            if not isinstance(message, str) or not message:
+                message = inner.get("type") if isinstance(inner.get("type"), str) else ""
             return OpenAIError(
                 status,
-                str(inner.get("message") or inner.get("type") or f"upstream returned HTTP {status}"),
-                type=str(inner.get("type") or ""),
-                param=inner.get("param"),
+                message or fallback,
+                type=_string(inner.get("type")),
+                param=inner.get("param") if isinstance(inner.get("param"), str) else None,
                 code=inner.get("code"),
                 retry_after=retry_after,
             )
-        message = inner if isinstance(inner, str) else data.get("message") or data.get("detail")
+        message = inner if isinstance(inner, str) and inner else data.get("message") or data.get("detail")
         if message:
-            code = data.get("code")
             return OpenAIError(
                 status,
-                message if isinstance(message, str) else json.dumps(message),
-                type=str(data.get("type") or ""),
-                param=data.get("param"),
-                code=code if isinstance(code, (str, int)) else None,
+                message if isinstance(message, str) else _compact(message) or fallback,
+                type=_string(data.get("type")),
+                param=data.get("param") if isinstance(data.get("param"), str) else None,
+                code=data.get("code"),
                 retry_after=retry_after,
             )
-    return OpenAIError(status, f"upstream returned HTTP {status}", retry_after=retry_after)
+    return OpenAIError(status, fallback, retry_after=retry_after)
+
+
+def _string(value) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _compact(value) -> str:
+    """A JSON value as JSON text, or "" when it cannot be written."""
+    try:
+        return json.dumps(value)
+    except (ValueError, TypeError, RecursionError):
+        return ""
 
 
 def bearer_headers(route: BackendRoute, content_type: bool = True) -> dict[str, str]:

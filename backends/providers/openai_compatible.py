@@ -22,22 +22,27 @@ name, and is cached per (name, url), so passthrough backends pay one dict lookup
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from functools import lru_cache
 from urllib.parse import urlsplit
 
+from backends.providers import validate
 from backends.providers.base import (
     SSE_DONE,
+    InvalidRequestError,
     ModelInfo,
     ModelPage,
     OpenAIError,
     Provider,
+    ProviderError,
     UpstreamRequest,
     bearer_headers,
     generic_error,
+    parse_json,
 )
-from backends.providers.content import model_items
+from backends.providers.content import model_items, upstream_name
+from backends.providers.shapes import count, dumps, usage
+from backends.providers.validate import encode_body
 
 GENERIC = "generic"
 # Host (or parent domain) -> flavour. Checked before the name: a host cannot lie.
@@ -88,39 +93,45 @@ def mistral_tool_call_id(original: str) -> str:
     return "".join(chars)
 
 
-def _mistral_id(value) -> str | None:
+def _mistral_id(value, param: str) -> str | None:
     """The rewritten id when ``value`` is a string Mistral would refuse, else None."""
-    if isinstance(value, str) and not MISTRAL_TOOL_CALL_ID.fullmatch(value):
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise validate.invalid(param, "a string", value)
+    if MISTRAL_TOOL_CALL_ID.fullmatch(value):
+        return None
+    try:
         return mistral_tool_call_id(value)
-    return None
+    except UnicodeEncodeError:
+        raise InvalidRequestError(f"'{param}' contains a lone UTF-16 surrogate", param) from None
 
 
-def _mistral_message(message):
+def _mistral_message(message, param: str):
     """``message`` itself when Mistral accepts it, else a corrected copy."""
-    if not isinstance(message, dict):
-        return message
+    validate.mapping(message, param, required=True)
     fixed = message
     role = message.get("role")
     if role == "assistant":
         if any(key in message for key in MISTRAL_FORBIDDEN_IN_ASSISTANT):
             fixed = {k: v for k, v in message.items() if k not in MISTRAL_FORBIDDEN_IN_ASSISTANT}
-        calls = message.get("tool_calls")
-        if isinstance(calls, list):
-            new_calls = [_mistral_tool_call(call) for call in calls]
+        calls = validate.array(message.get("tool_calls"), f"{param}.tool_calls")
+        if calls:
+            new_calls = [_mistral_tool_call(call, f"{param}.tool_calls[{i}]") for i, call in enumerate(calls)]
             if any(new is not old for new, old in zip(new_calls, calls, strict=True)):
                 fixed = {**fixed, "tool_calls": new_calls}
     elif role == "tool":
-        new_id = _mistral_id(message.get("tool_call_id"))
+        new_id = _mistral_id(message.get("tool_call_id"), f"{param}.tool_call_id")
         if new_id is not None:
             fixed = {**message, "tool_call_id": new_id}
     return fixed
 
 
-def _mistral_tool_call(call):
-    if isinstance(call, dict):
-        new_id = _mistral_id(call.get("id"))
-        if new_id is not None:
-            return {**call, "id": new_id}
+def _mistral_tool_call(call, param: str):
+    validate.mapping(call, param, required=True)
+    new_id = _mistral_id(call.get("id"), f"{param}.id")
+    if new_id is not None:
+        return {**call, "id": new_id}
     return call
 
 
@@ -131,25 +142,28 @@ def mistral_body(payload: dict, body: bytes) -> bytes:
         fixed = dict(payload)
         fixed.pop("stream_options", None)
         if "max_completion_tokens" in fixed:
-            limit = fixed.pop("max_completion_tokens")
+            limit = validate.integer(fixed.pop("max_completion_tokens"), "max_completion_tokens", minimum=1)
             if fixed.get("max_tokens") is None:
                 fixed["max_tokens"] = limit
         # Mistral calls OpenAI's ``seed`` ``random_seed``.
         if "seed" in fixed:
-            seed = fixed.pop("seed")
+            seed = validate.integer(fixed.pop("seed"), "seed")
             fixed.setdefault("random_seed", seed)
-    messages = payload.get("messages")
-    if isinstance(messages, list):
-        new_messages = [_mistral_message(m) for m in messages]
+    messages = validate.array(payload.get("messages"), "messages")
+    if messages:
+        new_messages = [_mistral_message(m, f"messages[{i}]") for i, m in enumerate(messages)]
         if any(new is not old for new, old in zip(new_messages, messages, strict=True)):
             fixed = {**fixed, "messages": new_messages}
     if fixed is payload:
         return body
-    return json.dumps(fixed, ensure_ascii=False, separators=(",", ":")).encode()
+    return encode_body(fixed, payload)
 
 
 def _validation_message(detail) -> str | None:
-    """FastAPI/pydantic validation details (Mistral's 422) as one readable line."""
+    """FastAPI/pydantic validation details (Mistral's 422) as one readable line; None when there are none.
+
+    Accepts any JSON: entries it cannot read are skipped.
+    """
     if isinstance(detail, dict):
         detail = detail.get("detail")
     if not isinstance(detail, list):
@@ -158,10 +172,38 @@ def _validation_message(detail) -> str | None:
     for item in detail:
         if not isinstance(item, dict):
             continue
-        loc = ".".join(str(p) for p in item.get("loc") or () if p != "body")
-        msg = str(item.get("msg") or item.get("type") or "invalid")
+        loc = item.get("loc")
+        if isinstance(loc, (list, tuple)):
+            loc = ".".join(str(p) for p in loc if p != "body" and isinstance(p, (str, int)))
+        elif not isinstance(loc, str):
+            loc = ""
+        msg = item.get("msg") if isinstance(item.get("msg"), str) else item.get("type")
+        msg = msg if isinstance(msg, str) and msg else "invalid"
         parts.append(f"{loc}: {msg}" if loc else msg)
     return "; ".join(parts) or None
+
+
+_USAGE = re.compile(rb'"usage"\s*:\s*\{')
+
+
+def openai_usage(reported: dict) -> dict:
+    """An OpenAI-compatible usage object as the gateway accounts it: counts that are not
+    non-negative integers become 0; the cached and reasoning details are kept when present."""
+    prompt, completion = count(reported.get("prompt_tokens")), count(reported.get("completion_tokens"))
+    prompt_details = reported.get("prompt_tokens_details")
+    completion_details = reported.get("completion_tokens_details")
+    cached = prompt_details.get("cached_tokens") if isinstance(prompt_details, dict) else None
+    reasoning = completion_details.get("reasoning_tokens") if isinstance(completion_details, dict) else None
+    result = usage(
+        prompt,
+        completion,
+        count(cached) if cached is not None else None,
+        count(reasoning) if reasoning is not None else None,
+    )
+    # Some providers count reasoning outside completion_tokens but inside the total (providers.md §5).
+    total = count(reported.get("total_tokens"))
+    result["total_tokens"] = max(result["total_tokens"], total)
+    return result
 
 
 class MistralStream:
@@ -174,6 +216,8 @@ class MistralStream:
     def __init__(self) -> None:
         self._buffer = b""
         self._done = False
+        # The usage Mistral reports in its last chunk (always, include_usage or not), for accounting.
+        self.usage: dict | None = None
         # choice index -> tool-call ids in order of appearance
         self._ids: dict[int, list[str | None]] = {}
 
@@ -194,19 +238,36 @@ class MistralStream:
         if event.startswith(b"data: [DONE]") or event.startswith(b"data:[DONE]"):
             self._done = True
             return event
+        if _USAGE.search(event):
+            self._record_usage(event)
         if b'"tool_calls"' not in event:
             return event
         lines = event.split(b"\n")
         for number, line in enumerate(lines):
             if line.startswith(b"data:"):
                 try:
-                    chunk = json.loads(line[5:])
+                    chunk = parse_json(line[5:])
                 except ValueError:
                     return event
                 if self._number_tool_calls(chunk):
-                    lines[number] = b"data: " + json.dumps(chunk, ensure_ascii=False, separators=(",", ":")).encode()
+                    try:
+                        lines[number] = b"data: " + dumps(chunk, separators=(",", ":"))
+                    except ProviderError:
+                        return event  # cannot be re-encoded: relay it as Mistral wrote it
                     return b"\n".join(lines)
         return event
+
+    def _record_usage(self, event: bytes) -> None:
+        for line in event.split(b"\n"):
+            if line.startswith(b"data:"):
+                try:
+                    chunk = parse_json(line[5:])
+                except ValueError:
+                    return
+                reported = chunk.get("usage") if isinstance(chunk, dict) else None
+                if isinstance(reported, dict):
+                    self.usage = openai_usage(reported)
+                return
 
     def _number_tool_calls(self, chunk) -> bool:
         changed = False
@@ -216,7 +277,8 @@ class MistralStream:
             calls = delta.get("tool_calls") if isinstance(delta, dict) else None
             if not isinstance(calls, list):
                 continue
-            seen = self._ids.setdefault(choice.get("index", 0), [])
+            index = choice.get("index", 0)
+            seen = self._ids.setdefault(index if isinstance(index, int) else 0, [])
             for call in calls:
                 if not isinstance(call, dict):
                     continue
@@ -263,9 +325,10 @@ class OpenAICompatibleProvider(Provider):
         _, items = model_items(body, "data", bare_list=True)
         models = []
         for item in items:
-            if isinstance(item, dict) and isinstance(item.get("id"), str) and item["id"]:
+            if isinstance(item, dict) and upstream_name(item.get("id")):
                 created = item.get("created")
-                models.append(ModelInfo(item["id"], created if isinstance(created, int) else None))
+                valid = isinstance(created, int) and not isinstance(created, bool) and 0 <= created < 2**63
+                models.append(ModelInfo(item["id"], created if valid else None))
         return ModelPage(models)
 
     def error(self, status: int, body: bytes, headers=None) -> OpenAIError:
@@ -276,7 +339,7 @@ class OpenAICompatibleProvider(Provider):
         # Mistral's 422 carries pydantic's list of problems ({"detail": [...]} or as "message").
         if mapped.message[:1] in ("[", "{"):
             try:
-                readable = _validation_message(json.loads(mapped.message))
+                readable = _validation_message(parse_json(mapped.message))
             except ValueError:
                 readable = None
             if readable:

@@ -124,7 +124,9 @@ def test_a_key_echoed_in_the_headers_of_a_success_is_redacted_and_only_allowed_h
 def test_an_upstream_error_naming_its_own_address_reaches_the_client_without_it(one):
     gateway, fake = one
     address = f"127.0.0.1:{fake.port}"
-    fake.on("POST", "/v1/chat/completions", reply_json({"error": {"message": f"upstream {address} failed"}}, status=400))
+    fake.on(
+        "POST", "/v1/chat/completions", reply_json({"error": {"message": f"upstream {address} failed"}}, status=400)
+    )
 
     response = chat(gateway)
 

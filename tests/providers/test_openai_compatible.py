@@ -396,7 +396,7 @@ def test_together_text_and_rate_limit_headers(gateway, fake_provider):
 
     assert answer.content == recorded
     assert answer.headers["x-ratelimit-remaining-tokens"] == "3000"
-    assert answer.headers["x-request-id"] == "oPgYtxM"
+    assert answer.headers["x-upstream-request-id"] == "oPgYtxM"
     assert completion.choices[0].message.content.endswith("4242")
 
 

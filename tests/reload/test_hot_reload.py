@@ -183,7 +183,14 @@ def test_an_in_flight_stream_keeps_streaming_across_reloads(tmp_path, fake_provi
             with (
                 httpx.Client(base_url=daemon.url, timeout=60) as client,
                 client.stream(
-                    "POST", "/v1/chat/completions", json={"model": "m-alpha", "messages": USER, "stream": True}
+                    "POST",
+                    "/v1/chat/completions",
+                    json={
+                        "model": "m-alpha",
+                        "messages": USER,
+                        "stream": True,
+                        "stream_options": {"include_usage": True},
+                    },
                 ) as response,
             ):
                 outcome["status"] = response.status_code

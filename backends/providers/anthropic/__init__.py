@@ -7,14 +7,14 @@ Submodules: ``request`` (OpenAI -> Anthropic body), ``response`` (answer -> chat
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from urllib.parse import urlencode
 
 from backends.providers.anthropic import errors, request, response
 from backends.providers.anthropic.stream import AnthropicStream
 from backends.providers.base import ModelInfo, ModelPage, OpenAIError, Provider, UpstreamRequest
-from backends.providers.content import model_items
+from backends.providers.content import model_items, upstream_name
+from backends.providers.validate import encode_body
 
 ANTHROPIC_VERSION = "2023-06-01"
 # The largest page GET /v1/models serves.
@@ -39,7 +39,7 @@ class AnthropicProvider(Provider):
     passthrough = False
 
     def chat_request(self, route, payload: dict, body: bytes) -> UpstreamRequest:
-        content = json.dumps(request.build_body(payload), ensure_ascii=False, separators=(",", ":")).encode()
+        content = encode_body(request.build_body(payload), payload)
         return UpstreamRequest("POST", f"{route.url}/messages", anthropic_headers(route), content)
 
     def chat_response(self, payload: dict, body: bytes) -> bytes:
@@ -64,11 +64,12 @@ class AnthropicProvider(Provider):
         models = [
             ModelInfo(item["id"], _epoch(item.get("created_at")))
             for item in items
-            if isinstance(item, dict) and isinstance(item.get("id"), str) and item["id"]
+            if isinstance(item, dict) and upstream_name(item.get("id"))
         ]
         next_request = None
-        if data.get("has_more") is True and isinstance(data.get("last_id"), str) and data["last_id"]:
-            next_request = self.models_request(route, after_id=data["last_id"])
+        last_id = upstream_name(data.get("last_id"))
+        if data.get("has_more") is True and last_id:
+            next_request = self.models_request(route, after_id=last_id)
         return ModelPage(models, next_request)
 
 
@@ -77,5 +78,5 @@ def _epoch(value) -> int | None:
         return None
     try:
         return int(datetime.fromisoformat(value).timestamp())
-    except ValueError:
+    except (ValueError, OverflowError, OSError):
         return None

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
-
-from backends.providers.base import OpenAIError, generic_error, retry_after_seconds
+from backends.providers.base import OpenAIError, generic_error, parse_json, retry_after_seconds
 
 # For ``event: error`` inside a 200 stream, where only the type tells what went wrong.
 STATUS_FOR_TYPE = {
@@ -29,18 +27,19 @@ CODE_FOR_TYPE = {
 
 def error(status: int, body: bytes, headers=None) -> OpenAIError:
     try:
-        data = json.loads(body)
-    except ValueError:
+        data = parse_json(body)
+    except (ValueError, TypeError):
         data = None
     inner = data.get("error") if isinstance(data, dict) else None
-    if not isinstance(inner, dict) or not inner.get("message"):
+    if not isinstance(inner, dict) or not isinstance(inner.get("message"), str) or not inner["message"]:
         return generic_error(status, body, headers)
     return from_inner(status, inner, retry_after_seconds(headers))
 
 
 def from_inner(status: int, inner: dict, retry_after: float | None = None) -> OpenAIError:
-    kind = str(inner.get("type") or "")
-    message = str(inner.get("message") or kind or f"Anthropic returned HTTP {status}")
+    kind = inner.get("type") if isinstance(inner.get("type"), str) else ""
+    message = inner.get("message") if isinstance(inner.get("message"), str) else ""
+    message = message or kind or f"Anthropic returned HTTP {status}"
     code = CODE_FOR_TYPE.get(kind)
     if kind == "not_found_error" and message.startswith("model:"):
         code = "model_not_found"
@@ -53,4 +52,5 @@ def stream_error(inner) -> OpenAIError:
     """An ``event: error`` received after the 200; its status comes from the error type."""
     if not isinstance(inner, dict):
         inner = {"type": "api_error", "message": "Anthropic reported an error mid-stream"}
-    return from_inner(STATUS_FOR_TYPE.get(str(inner.get("type")), 500), inner)
+    kind = inner.get("type")
+    return from_inner(STATUS_FOR_TYPE.get(kind, 500) if isinstance(kind, str) else 500, inner)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 
-from backends.providers.base import ProviderError
+from backends.providers import shapes, validate
+from backends.providers.base import ProviderError, clean_text, parse_json
+from backends.providers.shapes import count
 
 logger = logging.getLogger(__name__)
 
@@ -25,45 +26,53 @@ FINISH_REASONS = {
 def finish_reason(stop_reason) -> str:
     if stop_reason is None:
         return "stop"
-    mapped = FINISH_REASONS.get(stop_reason)
+    mapped = FINISH_REASONS.get(stop_reason) if isinstance(stop_reason, str) else None
     if mapped is None:
-        logger.warning("anthropic: unknown stop_reason %r reported as 'stop'", stop_reason)
+        logger.warning("anthropic: unknown stop_reason %r reported as 'stop'", clean_text(repr(stop_reason))[:100])
         return "stop"
     return mapped
 
 
-def usage(anthropic_usage: dict) -> dict:
-    """Anthropic usage -> OpenAI usage; prompt tokens count cache writes and reads too."""
-    cache_read = _count(anthropic_usage, "cache_read_input_tokens")
-    prompt = (
-        _count(anthropic_usage, "input_tokens") + _count(anthropic_usage, "cache_creation_input_tokens") + cache_read
-    )
-    completion = _count(anthropic_usage, "output_tokens")
-    return {
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "total_tokens": prompt + completion,
-        "prompt_tokens_details": {"cached_tokens": cache_read},
-    }
+def usage(anthropic_usage) -> dict:
+    """Anthropic usage -> OpenAI usage; prompt tokens count cache writes and reads too.
 
-
-def _count(data: dict, key: str) -> int:
-    value = data.get(key)
-    return value if isinstance(value, int) else 0
+    ``cache_read_input_tokens`` becomes ``prompt_tokens_details.cached_tokens``; a thinking-token
+    breakdown (``output_tokens_details.thinking_tokens``), when Anthropic sends one, becomes
+    ``completion_tokens_details.reasoning_tokens`` (``output_tokens`` already includes it).
+    """
+    data = anthropic_usage if isinstance(anthropic_usage, dict) else {}
+    cache_read = count(data.get("cache_read_input_tokens"))
+    prompt = count(data.get("input_tokens")) + count(data.get("cache_creation_input_tokens")) + cache_read
+    details = data.get("output_tokens_details")
+    reasoning = None
+    if isinstance(details, dict):
+        for key in ("thinking_tokens", "reasoning_tokens"):
+            if details.get(key) is not None:
+                reasoning = count(details[key])
+                break
+    return shapes.usage(prompt, count(data.get("output_tokens")), cache_read, reasoning)
 
 
 def tool_call(block: dict) -> dict:
+    tool_input = block.get("input")
     return {
-        "id": block["id"],
+        "id": _text(block.get("id")),
         "type": "function",
-        "function": {"name": block["name"], "arguments": json.dumps(block.get("input") or {}, ensure_ascii=False)},
+        "function": {
+            "name": _text(block.get("name")),
+            "arguments": shapes.dumps(tool_input if tool_input is not None else {}).decode(),
+        },
     }
+
+
+def _text(value) -> str:
+    return value if isinstance(value, str) else ""
 
 
 def completion(payload: dict, body: bytes) -> bytes:
     try:
-        data = json.loads(body)
-    except ValueError:
+        data = parse_json(body)
+    except (ValueError, TypeError):
         raise ProviderError("Anthropic answered with a body that is not JSON") from None
     if not isinstance(data, dict) or not isinstance(data.get("content"), list):
         raise ProviderError("Anthropic answered without a content array")
@@ -75,18 +84,22 @@ def completion(payload: dict, body: bytes) -> bytes:
     for block in data["content"]:
         kind = block.get("type") if isinstance(block, dict) else None
         if kind == "text":
-            texts.append(block.get("text") or "")
+            texts.append(_text(block.get("text")))
         elif kind == "tool_use":
             tool_calls.append(tool_call(block))
         elif kind == "thinking":
-            reasoning.append(block.get("thinking") or "")
+            reasoning.append(_text(block.get("thinking")))
             thinking_blocks.append(
-                {"type": "thinking", "thinking": block.get("thinking") or "", "signature": block.get("signature")}
+                {
+                    "type": "thinking",
+                    "thinking": _text(block.get("thinking")),
+                    "signature": _text(block.get("signature")),
+                }
             )
         elif kind == "redacted_thinking":
-            thinking_blocks.append({"type": "redacted_thinking", "data": block.get("data")})
+            thinking_blocks.append({"type": "redacted_thinking", "data": _text(block.get("data"))})
         else:
-            skipped.add(str(kind))
+            skipped.add(clean_text(kind)[:50] if isinstance(kind, str) else validate.kind(kind))
     if skipped:
         logger.warning("anthropic: dropped response content blocks: %s", ", ".join(sorted(skipped)))
     message: dict = {"role": "assistant", "content": "".join(texts) if texts else None, "refusal": None}
@@ -96,14 +109,15 @@ def completion(payload: dict, body: bytes) -> bytes:
         message["reasoning_content"] = "".join(reasoning)
         # The round-trip carrier: send these back on the assistant message of the next turn.
         message["thinking_blocks"] = thinking_blocks
+    model = data.get("model") if isinstance(data.get("model"), str) and data["model"] else payload.get("model")
     answer = {
-        "id": data.get("id") or f"chatcmpl-{time.time_ns()}",
+        "id": _text(data.get("id")) or f"chatcmpl-{time.time_ns()}",
         "object": "chat.completion",
         "created": int(time.time()),
-        "model": data.get("model") or payload.get("model"),
+        "model": model if isinstance(model, str) else "",
         "choices": [
             {"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason(data.get("stop_reason"))}
         ],
-        "usage": usage(data.get("usage") or {}),
+        "usage": usage(data.get("usage")),
     }
-    return json.dumps(answer, ensure_ascii=False, separators=(",", ":")).encode()
+    return shapes.dumps(answer, separators=(",", ":"))

@@ -6,13 +6,13 @@ lines, and dispatches an event at the blank line that ends it.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 
+from backends.providers import shapes
 from backends.providers.anthropic import errors
 from backends.providers.anthropic.response import finish_reason, usage
-from backends.providers.base import SSE_DONE, OpenAIError
+from backends.providers.base import SSE_DONE, OpenAIError, ProviderError, clean_text, parse_json
 from backends.providers.shapes import frame
 
 logger = logging.getLogger(__name__)
@@ -22,12 +22,15 @@ class AnthropicStream:
     """One translator per upstream stream (it keeps the state of the message being built)."""
 
     def __init__(self, payload: dict) -> None:
-        options = payload.get("stream_options")
-        self.include_usage = isinstance(options, dict) and options.get("include_usage") is True
+        self.include_usage = shapes.wants_usage(payload)
         self.id = f"chatcmpl-{time.time_ns()}"
-        self.model = str(payload.get("model") or "")
+        model = payload.get("model") if isinstance(payload, dict) else None
+        self.model = model if isinstance(model, str) else ""
         self.created = int(time.time())
-        self.usage: dict = {}
+        # OpenAI-shaped usage once Anthropic reported any (message_start, then cumulative in
+        # message_delta), for the gateway's accounting; None before.
+        self.usage: dict | None = None
+        self._anthropic_usage: dict = {}
         self._buffer = b""
         self._event = ""
         self._data: list[bytes] = []
@@ -103,33 +106,41 @@ class AnthropicStream:
     # --- events -------------------------------------------------------------------------------
     def _dispatch(self, name: str, raw: bytes, out: list[bytes]) -> None:
         try:
-            event = json.loads(raw)
+            event = parse_json(raw)
         except ValueError:
             logger.warning("anthropic: skipped a stream event that is not JSON: %r", raw[:200])
             return
         if not isinstance(event, dict):
             return
         kind = event.get("type") or name
-        if self._stopped and kind != "error":
+        if not isinstance(kind, str) or (self._stopped and kind != "error"):
             return
         handler = getattr(self, f"_on_{kind}", None)
-        if handler is not None:
+        if handler is None:
+            return  # Unknown event types (and ping) are ignored, as Anthropic's versioning policy asks.
+        try:
             handler(event, out)
-        # Unknown event types (and ping) are ignored, as Anthropic's versioning policy asks.
+        except ProviderError as exc:  # an answer that cannot be re-encoded
+            self._on_error({"error": {"type": "api_error", "message": str(exc)}}, out)
+
+    def _record_usage(self, reported) -> None:
+        if isinstance(reported, dict):
+            self._anthropic_usage.update(reported)
+            self.usage = usage(self._anthropic_usage)
 
     def _on_message_start(self, event: dict, out: list[bytes]) -> None:
-        message = event.get("message") or {}
-        self.id = message.get("id") or self.id
-        self.model = message.get("model") or self.model
-        self.usage.update(message.get("usage") or {})
+        message = _dict(event.get("message"))
+        self.id = _text(message.get("id")) or self.id
+        self.model = _text(message.get("model")) or self.model
+        self._record_usage(message.get("usage"))
         out.append(self._chunk({"role": "assistant", "content": ""}))
 
     def _on_content_block_start(self, event: dict, out: list[bytes]) -> None:
-        index = event.get("index")
-        block = event.get("content_block") or {}
+        index = _index(event)
+        block = _dict(event.get("content_block"))
         kind = block.get("type")
         if kind == "text":
-            if block.get("text"):
+            if _text(block.get("text")):
                 out.append(self._chunk({"content": block["text"]}))
         elif kind == "tool_use":
             position = len(self._tool_index)
@@ -137,39 +148,39 @@ class AnthropicStream:
             self._tool_has_args[index] = False
             call = {
                 "index": position,
-                "id": block.get("id"),
+                "id": _text(block.get("id")),
                 "type": "function",
-                "function": {"name": block.get("name"), "arguments": ""},
+                "function": {"name": _text(block.get("name")), "arguments": ""},
             }
             out.append(self._chunk({"tool_calls": [call]}))
         elif kind == "thinking":
-            self._thinking[index] = (self._thinking_count, [block.get("thinking") or ""])
+            self._thinking[index] = (self._thinking_count, [_text(block.get("thinking"))])
             self._thinking_count += 1
-            if block.get("thinking"):
+            if _text(block.get("thinking")):
                 out.append(self._chunk({"reasoning_content": block["thinking"]}))
         elif kind == "redacted_thinking":
             ordinal = self._thinking_count
             self._thinking_count += 1
-            redacted = {"index": ordinal, "type": "redacted_thinking", "data": block.get("data")}
+            redacted = {"index": ordinal, "type": "redacted_thinking", "data": _text(block.get("data"))}
             out.append(self._chunk({"thinking_blocks": [redacted]}))
         else:
-            logger.warning("anthropic: dropped a %r content block from the stream", kind)
+            logger.warning("anthropic: dropped a %r content block from the stream", clean_text(repr(kind))[:50])
 
     def _on_content_block_delta(self, event: dict, out: list[bytes]) -> None:
-        index = event.get("index")
-        delta = event.get("delta") or {}
+        index = _index(event)
+        delta = _dict(event.get("delta"))
         kind = delta.get("type")
         if kind == "text_delta":
-            if delta.get("text"):
+            if _text(delta.get("text")):
                 out.append(self._chunk({"content": delta["text"]}))
         elif kind == "input_json_delta":
-            fragment = delta.get("partial_json") or ""
+            fragment = _text(delta.get("partial_json"))
             if fragment and index in self._tool_index:
                 self._tool_has_args[index] = True
                 call = {"index": self._tool_index[index], "function": {"arguments": fragment}}
                 out.append(self._chunk({"tool_calls": [call]}))
         elif kind == "thinking_delta":
-            if delta.get("thinking"):
+            if _text(delta.get("thinking")):
                 if index in self._thinking:
                     self._thinking[index][1].append(delta["thinking"])
                 out.append(self._chunk({"reasoning_content": delta["thinking"]}))
@@ -181,12 +192,12 @@ class AnthropicStream:
                 "index": ordinal,
                 "type": "thinking",
                 "thinking": "".join(parts),
-                "signature": delta.get("signature"),
+                "signature": _text(delta.get("signature")),
             }
             out.append(self._chunk({"thinking_blocks": [block]}))
 
     def _on_content_block_stop(self, event: dict, out: list[bytes]) -> None:
-        index = event.get("index")
+        index = _index(event)
         if index in self._tool_index and not self._tool_has_args[index]:
             # A tool without parameters streams no JSON at all; OpenAI clients expect "{}".
             self._tool_has_args[index] = True
@@ -195,8 +206,8 @@ class AnthropicStream:
             )
 
     def _on_message_delta(self, event: dict, out: list[bytes]) -> None:
-        self.usage.update(event.get("usage") or {})
-        stop_reason = (event.get("delta") or {}).get("stop_reason")
+        self._record_usage(event.get("usage"))
+        stop_reason = _dict(event.get("delta")).get("stop_reason")
         if stop_reason is not None:
             out.append(self._chunk({}, finish_reason(stop_reason)))
 
@@ -211,7 +222,7 @@ class AnthropicStream:
                         "created": self.created,
                         "model": self.model,
                         "choices": [],
-                        "usage": usage(self.usage),
+                        "usage": self.usage or usage({}),
                     }
                 )
             )
@@ -234,3 +245,17 @@ class AnthropicStream:
         if self.include_usage:
             chunk["usage"] = None
         return frame(chunk)
+
+
+def _dict(value) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _text(value) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _index(event: dict) -> int:
+    """The content block index: an integer, else -1 (which matches no block)."""
+    index = event.get("index")
+    return index if isinstance(index, int) and not isinstance(index, bool) else -1

@@ -5,12 +5,12 @@ The translation tables are in ``docs/translation/cohere.md``.
 
 from __future__ import annotations
 
-import json
 from urllib.parse import urlencode
 
 from backends.providers.base import ModelPage, OpenAIError, Provider, UpstreamRequest, bearer_headers
 from backends.providers.cohere import request, response
 from backends.providers.cohere.stream import CohereStream
+from backends.providers.validate import encode_body
 
 # Enough for Cohere's whole catalogue in one page; pagination is still followed.
 MODELS_PAGE_SIZE = 1000
@@ -33,7 +33,7 @@ class CohereProvider(Provider):
         headers = bearer_headers(route)
         if upstream["stream"]:
             headers["accept"] = "text/event-stream"
-        return UpstreamRequest("POST", f"{host(route.url)}/v2/chat", headers, _dump(upstream))
+        return UpstreamRequest("POST", f"{host(route.url)}/v2/chat", headers, encode_body(upstream, payload))
 
     def chat_response(self, payload: dict, body: bytes) -> bytes:
         return response.chat_completion(payload, body)
@@ -43,7 +43,9 @@ class CohereProvider(Provider):
 
     def embeddings_request(self, route, payload: dict, body: bytes) -> UpstreamRequest:
         upstream = request.embed_body(payload)
-        return UpstreamRequest("POST", f"{host(route.url)}/v2/embed", bearer_headers(route), _dump(upstream))
+        return UpstreamRequest(
+            "POST", f"{host(route.url)}/v2/embed", bearer_headers(route), encode_body(upstream, payload)
+        )
 
     def embeddings_response(self, payload: dict, body: bytes) -> bytes:
         return response.embeddings(payload, body)
@@ -62,7 +64,3 @@ class CohereProvider(Provider):
 
     def error(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> OpenAIError:
         return response.error(status, body, headers)
-
-
-def _dump(body: dict) -> bytes:
-    return json.dumps(body, ensure_ascii=False).encode()

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import logging
 
 from backends.providers import shapes
-from backends.providers.base import ModelInfo, OpenAIError, ProviderError, generic_error, retry_after_seconds
-from backends.providers.content import model_items
+from backends.providers.base import (
+    ModelInfo,
+    OpenAIError,
+    ProviderError,
+    clean_text,
+    generic_error,
+    parse_json,
+    retry_after_seconds,
+)
+from backends.providers.content import model_items, upstream_name
 
 logger = logging.getLogger(__name__)
 
@@ -28,86 +35,101 @@ class CohereGenerationError(ProviderError):
     """Cohere reported finish_reason ERROR: the answer is not usable."""
 
 
-def finish_reason(value: str | None, *, has_tool_calls: bool) -> str:
+def finish_reason(value, *, has_tool_calls: bool) -> str:
     """Map Cohere's finish reason; ERROR raises because it is a failure, not a reason to stop."""
     if value == "ERROR":
         raise CohereGenerationError("Cohere stopped with finish_reason ERROR")
     if has_tool_calls:
         return "tool_calls"
-    mapped = FINISH_REASONS.get(value or "COMPLETE")
+    mapped = FINISH_REASONS.get(value or "COMPLETE") if isinstance(value, (str, type(None))) else None
     if mapped is None:
-        logger.warning("cohere: unknown finish_reason %r mapped to stop", value)
+        logger.warning("cohere: unknown finish_reason %r mapped to stop", clean_text(repr(value))[:100])
         return "stop"
     return mapped
 
 
-def usage(data: dict | None) -> dict:
-    """OpenAI usage from Cohere's ``usage.tokens`` (falling back to ``billed_units``)."""
-    data = data or {}
-    counts = data.get("tokens") or data.get("billed_units") or {}
+def usage(data) -> dict:
+    """OpenAI usage from Cohere's ``usage.tokens`` (falling back to ``billed_units``); ``cached_tokens``
+    becomes ``prompt_tokens_details.cached_tokens``. Cohere reports no reasoning-token count."""
+    data = data if isinstance(data, dict) else {}
+    counts = data.get("tokens")
+    if not isinstance(counts, dict) or not counts:
+        counts = data.get("billed_units")
+    counts = counts if isinstance(counts, dict) else {}
     cached = data.get("cached_tokens")
     return shapes.usage(
-        int(counts.get("input_tokens") or 0),
-        int(counts.get("output_tokens") or 0),
-        int(cached) if isinstance(cached, (int, float)) else None,
+        shapes.count(counts.get("input_tokens")),
+        shapes.count(counts.get("output_tokens")),
+        shapes.count(cached) if cached is not None else None,
     )
 
 
 def chat_completion(payload: dict, body: bytes) -> bytes:
     try:
-        data = json.loads(body)
-    except ValueError:
+        data = parse_json(body)
+    except (ValueError, TypeError):
         raise ProviderError("Cohere answered with something that is not JSON") from None
     if not isinstance(data, dict) or not isinstance(data.get("message"), dict):
         raise ProviderError("Cohere's answer has no 'message'")
     message = data["message"]
     texts, thoughts = [], []
-    for part in message.get("content") or []:
+    content = message.get("content")
+    for part in content if isinstance(content, list) else ():
         if not isinstance(part, dict):
             continue
         if part.get("type") == "text":
-            texts.append(part.get("text") or "")
+            texts.append(_text(part.get("text")))
         elif part.get("type") == "thinking":
-            thoughts.append(part.get("thinking") or "")
-    if message.get("tool_plan"):
+            thoughts.append(_text(part.get("thinking")))
+    if isinstance(content, str):
+        texts.append(content)
+    if _text(message.get("tool_plan")):
         thoughts.append(message["tool_plan"])
-    tool_calls = [_tool_call(call) for call in message.get("tool_calls") or []]
+    calls = message.get("tool_calls")
+    tool_calls = [_tool_call(call) for call in calls if isinstance(call, dict)] if isinstance(calls, list) else []
     out = shapes.assistant_message("".join(texts), tool_calls, "\n\n".join(thoughts))
+    answer_id = data.get("id")
     return shapes.completion(
-        id=f"chatcmpl-{data.get('id') or 'cohere'}",
-        model=payload.get("model", ""),
+        id=f"chatcmpl-{answer_id if isinstance(answer_id, str) and answer_id else 'cohere'}",
+        model=_text(payload.get("model")),
         message=out,
         finish_reason=finish_reason(data.get("finish_reason"), has_tool_calls=bool(tool_calls)),
         usage=usage(data.get("usage")),
     )
 
 
+def _text(value) -> str:
+    return value if isinstance(value, str) else ""
+
+
 def _tool_call(call: dict) -> dict:
-    function = call.get("function") or {}
+    function = call.get("function")
+    function = function if isinstance(function, dict) else {}
     arguments = function.get("arguments")
     if isinstance(arguments, (dict, list)):
-        arguments = json.dumps(arguments)
+        arguments = shapes.dumps(arguments).decode()
     return {
-        "id": call.get("id") or "",
+        "id": _text(call.get("id")),
         "type": "function",
-        "function": {"name": function.get("name") or "", "arguments": arguments or "{}"},
+        "function": {"name": _text(function.get("name")), "arguments": _text(arguments) or "{}"},
     }
 
 
 def error(status: int, body: bytes, headers: dict[str, str] | None = None) -> OpenAIError:
     """Cohere's flat ``{"id", "message", "error_type"?}`` -> OpenAI's envelope, status kept."""
     try:
-        data = json.loads(body)
-    except ValueError:
+        data = parse_json(body)
+    except (ValueError, TypeError):
         return generic_error(status, body, headers)
-    if not isinstance(data, dict) or not isinstance(data.get("message"), str):
+    if not isinstance(data, dict) or not isinstance(data.get("message"), str) or not data["message"]:
         return generic_error(status, body, headers)
     message = data["message"]
-    code = ERROR_CODES.get(str(data.get("error_type") or ""))
+    error_type = data.get("error_type") if isinstance(data.get("error_type"), str) else ""
+    code = ERROR_CODES.get(error_type)
     if code is None and status == 401:
         code = "invalid_api_key"
-    if code is None and isinstance(data.get("error_type"), str):
-        code = data["error_type"].lower()
+    if code is None and error_type:
+        code = error_type.lower()
     return OpenAIError(status, message, code=code, retry_after=retry_after_seconds(headers))
 
 
@@ -116,31 +138,32 @@ def models(body: bytes) -> tuple[list[ModelInfo], str | None]:
     data, items = model_items(body, "models")
     found = []
     for item in items:
-        if not isinstance(item, dict) or not isinstance(item.get("name"), str) or not item["name"]:
+        if not isinstance(item, dict) or not upstream_name(item.get("name")):
             continue
-        endpoints = item.get("endpoints") or []
+        endpoints = item.get("endpoints")
+        endpoints = endpoints if isinstance(endpoints, list) else []
         if "chat" in endpoints:
             found.append(ModelInfo(item["name"], capability="chat"))
         elif "embed" in endpoints:
             found.append(ModelInfo(item["name"], capability="embedding"))
-    token = data.get("next_page_token")
-    return found, token if isinstance(token, str) and token else None
+    return found, upstream_name(data.get("next_page_token"))
 
 
 def embeddings(payload: dict, body: bytes) -> bytes:
     try:
-        data = json.loads(body)
-    except ValueError:
+        data = parse_json(body)
+    except (ValueError, TypeError):
         raise ProviderError("Cohere embed answer is not JSON") from None
     vectors = data.get("embeddings") if isinstance(data, dict) else None
     if isinstance(vectors, dict):
         vectors = vectors.get("float")
     if not isinstance(vectors, list):
         raise ProviderError("Cohere embed answer has no float embeddings")
-    billed = ((data.get("meta") or {}).get("billed_units") or {}).get("input_tokens") or 0
+    meta = data.get("meta")
+    billed = meta.get("billed_units") if isinstance(meta, dict) else None
     return shapes.embeddings_list(
         vectors,
-        model=payload.get("model", ""),
-        prompt_tokens=int(billed),
+        model=_text(payload.get("model")),
+        prompt_tokens=shapes.count(billed.get("input_tokens")) if isinstance(billed, dict) else 0,
         encoding_format=payload.get("encoding_format"),
     )

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 
 from backends.providers import shapes
-from backends.providers.base import SSE_DONE, OpenAIError
+from backends.providers.base import SSE_DONE, OpenAIError, ProviderError, parse_json
 from backends.providers.cohere import response
 
 logger = logging.getLogger(__name__)
@@ -20,8 +19,11 @@ class CohereStream:
     """Feed raw SSE bytes from ``/v2/chat``; get complete OpenAI SSE frames back."""
 
     def __init__(self, payload: dict) -> None:
-        self.chunks = shapes.ChunkWriter(payload.get("model", ""), f"chatcmpl-{uuid.uuid4().hex}")
-        self.include_usage = bool((payload.get("stream_options") or {}).get("include_usage"))
+        model = payload.get("model") if isinstance(payload, dict) else None
+        self.chunks = shapes.ChunkWriter(model if isinstance(model, str) else "", f"chatcmpl-{uuid.uuid4().hex}")
+        self.include_usage = shapes.wants_usage(payload)
+        # OpenAI-shaped usage once Cohere reported it (at message-end), for the gateway's accounting.
+        self.usage: dict | None = None
         self.buffer = b""
         self.started = False
         self.finished = False
@@ -30,14 +32,13 @@ class CohereStream:
 
     def feed(self, data: bytes) -> list[bytes]:
         self.buffer += data
-        frames: list[bytes] = []
-        while True:
+        if b"\r" in self.buffer:
             self.buffer = self.buffer.replace(b"\r\n", b"\n")
-            end = self.buffer.find(b"\n\n")
-            if end < 0:
-                return frames
-            event, self.buffer = self.buffer[:end], self.buffer[end + 2 :]
+        *events, self.buffer = self.buffer.split(b"\n\n")
+        frames: list[bytes] = []
+        for event in events:
             frames.extend(self._event(event))
+        return frames
 
     def close(self) -> list[bytes]:
         frames = self._event(self.buffer) if self.buffer.strip() else []
@@ -52,6 +53,12 @@ class CohereStream:
 
     # --- events ---------------------------------------------------------------------------
     def _event(self, raw: bytes) -> list[bytes]:
+        try:
+            return self._parse(raw)
+        except ProviderError as exc:  # an answer that cannot be re-encoded
+            return self._fail(str(exc))
+
+    def _parse(self, raw: bytes) -> list[bytes]:
         name = ""
         lines = []
         for line in raw.decode("utf-8", "replace").split("\n"):
@@ -63,15 +70,20 @@ class CohereStream:
         if not text or text == "[DONE]" or self.finished:
             return []
         try:
-            data = json.loads(text)
+            data = parse_json(text)
         except ValueError:
             logger.warning("cohere: skipped a stream event that is not JSON")
             return []
         if not isinstance(data, dict):
             return []
         kind = data.get("type") or name
+        if not isinstance(kind, str):
+            return []
         if kind == "error" or (not data.get("type") and "message" in data and "delta" not in data):
-            return self._fail(str(data.get("message") or "Cohere reported an error mid-stream"))
+            message = data.get("message")
+            return self._fail(
+                message if isinstance(message, str) and message else "Cohere reported an error mid-stream"
+            )
         if kind in IGNORED:
             return []
         handler = getattr(self, "_on_" + kind.replace("-", "_"), None)
@@ -81,48 +93,48 @@ class CohereStream:
         return handler(data)
 
     def _on_message_start(self, data: dict) -> list[bytes]:
-        if data.get("id"):
+        if isinstance(data.get("id"), str) and data["id"]:
             self.chunks.id = f"chatcmpl-{data['id']}"
         return self._start()
 
     def _on_content_delta(self, data: dict) -> list[bytes]:
-        content = _message(data).get("content") or {}
+        content = _dict(_message(data).get("content"))
         delta = {}
-        if content.get("thinking"):
+        if _text(content.get("thinking")):
             delta["reasoning_content"] = content["thinking"]
-        if content.get("text"):
+        if _text(content.get("text")):
             delta["content"] = content["text"]
         return self._delta(delta)
 
     def _on_tool_plan_delta(self, data: dict) -> list[bytes]:
-        plan = _message(data).get("tool_plan")
+        plan = _text(_message(data).get("tool_plan"))
         return self._delta({"reasoning_content": plan}) if plan else []
 
     def _on_tool_call_start(self, data: dict) -> list[bytes]:
-        index = int(data.get("index") or 0)
-        call = _message(data).get("tool_calls") or {}
-        function = call.get("function") or {}
-        arguments = function.get("arguments") or ""
+        index = _index(data)
+        call = _dict(_message(data).get("tool_calls"))
+        function = _dict(call.get("function"))
+        arguments = _text(function.get("arguments"))
         self.tool_arguments[index] = bool(arguments)
         entry = {
             "index": index,
-            "id": call.get("id") or f"call_{uuid.uuid4().hex[:24]}",
+            "id": _text(call.get("id")) or f"call_{uuid.uuid4().hex[:24]}",
             "type": "function",
-            "function": {"name": function.get("name") or "", "arguments": arguments},
+            "function": {"name": _text(function.get("name")), "arguments": arguments},
         }
         return self._delta({"tool_calls": [entry]})
 
     def _on_tool_call_delta(self, data: dict) -> list[bytes]:
-        index = int(data.get("index") or 0)
-        function = (_message(data).get("tool_calls") or {}).get("function") or {}
-        arguments = function.get("arguments")
+        index = _index(data)
+        function = _dict(_dict(_message(data).get("tool_calls")).get("function"))
+        arguments = _text(function.get("arguments"))
         if not arguments:
             return []
         self.tool_arguments[index] = True
         return self._delta({"tool_calls": [{"index": index, "function": {"arguments": arguments}}]})
 
     def _on_tool_call_end(self, data: dict) -> list[bytes]:
-        index = int(data.get("index") or 0)
+        index = _index(data)
         if self.tool_arguments.get(index):
             return []
         # A parameterless tool never gets a delta; clients json.loads the arguments, so give "{}".
@@ -130,7 +142,9 @@ class CohereStream:
         return self._delta({"tool_calls": [{"index": index, "function": {"arguments": "{}"}}]})
 
     def _on_message_end(self, data: dict) -> list[bytes]:
-        delta = data.get("delta") or {}
+        delta = _dict(data.get("delta"))
+        if isinstance(delta.get("usage"), dict):
+            self.usage = response.usage(delta["usage"])
         try:
             reason = response.finish_reason(delta.get("finish_reason"), has_tool_calls=bool(self.tool_arguments))
         except response.CohereGenerationError as exc:
@@ -138,7 +152,7 @@ class CohereStream:
         frames = self._start()
         frames.append(self.chunks.delta({}, reason))
         if self.include_usage:
-            frames.append(self.chunks.usage(response.usage(delta.get("usage"))))
+            frames.append(self.chunks.usage(self.usage or response.usage(None)))
         self.finished = True
         return frames
 
@@ -159,5 +173,19 @@ class CohereStream:
         return [OpenAIError(502, message, type="api_error", code="upstream_error").sse()]
 
 
+def _dict(value) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _text(value) -> str:
+    return value if isinstance(value, str) else ""
+
+
 def _message(data: dict) -> dict:
-    return (data.get("delta") or {}).get("message") or {}
+    return _dict(_dict(data.get("delta")).get("message"))
+
+
+def _index(data: dict) -> int:
+    """Cohere's tool-call index: a small non-negative integer, else 0."""
+    index = data.get("index")
+    return index if isinstance(index, int) and not isinstance(index, bool) and 0 <= index < 2**31 else 0

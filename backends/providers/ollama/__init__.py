@@ -6,11 +6,10 @@ translation tables are in ``docs/translation/ollama.md``.
 
 from __future__ import annotations
 
-import json
-
 from backends.providers.base import ModelPage, OpenAIError, Provider, UpstreamRequest, bearer_headers
 from backends.providers.ollama import request, response
 from backends.providers.ollama.stream import OllamaStream
+from backends.providers.validate import encode_body
 
 
 def base_url(url: str) -> str:
@@ -27,7 +26,9 @@ class OllamaProvider(Provider):
 
     def chat_request(self, route, payload: dict, body: bytes) -> UpstreamRequest:
         upstream = request.chat_body(payload)
-        return UpstreamRequest("POST", f"{base_url(route.url)}/api/chat", bearer_headers(route), _dump(upstream))
+        return UpstreamRequest(
+            "POST", f"{base_url(route.url)}/api/chat", bearer_headers(route), encode_body(upstream, payload)
+        )
 
     def chat_response(self, payload: dict, body: bytes) -> bytes:
         return response.chat_completion(payload, body)
@@ -37,7 +38,9 @@ class OllamaProvider(Provider):
 
     def embeddings_request(self, route, payload: dict, body: bytes) -> UpstreamRequest:
         upstream = request.embed_body(payload)
-        return UpstreamRequest("POST", f"{base_url(route.url)}/api/embed", bearer_headers(route), _dump(upstream))
+        return UpstreamRequest(
+            "POST", f"{base_url(route.url)}/api/embed", bearer_headers(route), encode_body(upstream, payload)
+        )
 
     def embeddings_response(self, payload: dict, body: bytes) -> bytes:
         return response.embeddings(payload, body)
@@ -50,7 +53,3 @@ class OllamaProvider(Provider):
 
     def error(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> OpenAIError:
         return response.error(status, body, headers)
-
-
-def _dump(body: dict) -> bytes:
-    return json.dumps(body, ensure_ascii=False).encode()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import secrets
@@ -10,8 +9,8 @@ import string
 from datetime import datetime
 
 from backends.providers import shapes
-from backends.providers.base import ModelInfo, OpenAIError, ProviderError, retry_after_seconds
-from backends.providers.content import model_items
+from backends.providers.base import ModelInfo, OpenAIError, ProviderError, clean_text, parse_json, retry_after_seconds
+from backends.providers.content import model_items, upstream_name
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +25,7 @@ def call_id() -> str:
     return "call_" + "".join(secrets.choice(ID_ALPHABET) for _ in range(8))
 
 
-def finish_reason(done_reason: str | None, *, has_tool_calls: bool) -> str:
+def finish_reason(done_reason, *, has_tool_calls: bool) -> str:
     # Ollama reports "stop" when the turn ended in tool calls; OpenAI clients branch on tool_calls.
     if has_tool_calls:
         return "tool_calls"
@@ -34,33 +33,46 @@ def finish_reason(done_reason: str | None, *, has_tool_calls: bool) -> str:
 
 
 def usage(data: dict) -> dict:
-    return shapes.usage(int(data.get("prompt_eval_count") or 0), int(data.get("eval_count") or 0))
+    """OpenAI usage from ``prompt_eval_count`` / ``eval_count``; Ollama reports no cache or reasoning counts."""
+    return shapes.usage(shapes.count(data.get("prompt_eval_count")), shapes.count(data.get("eval_count")))
 
 
-def tool_call(call: dict, index: int) -> dict:
-    function = call.get("function") or {}
+def tool_call(call, index: int) -> dict:
+    call = call if isinstance(call, dict) else {}
+    function = call.get("function")
+    function = function if isinstance(function, dict) else {}
     arguments = function.get("arguments")
     if not isinstance(arguments, str):
-        arguments = json.dumps(arguments if arguments is not None else {}, ensure_ascii=False, separators=(",", ":"))
+        arguments = shapes.dumps(arguments if arguments is not None else {}, separators=(",", ":")).decode()
+    given_id = call.get("id")
+    name = function.get("name")
     return {
         "index": index,
-        "id": call.get("id") or call_id(),
+        "id": given_id if isinstance(given_id, str) and given_id else call_id(),
         "type": "function",
-        "function": {"name": function.get("name") or "", "arguments": arguments},
+        "function": {"name": name if isinstance(name, str) else "", "arguments": arguments},
     }
+
+
+def _text(value) -> str:
+    return value if isinstance(value, str) else ""
 
 
 def chat_completion(payload: dict, body: bytes) -> bytes:
     objects = _objects(body)
     error = next((obj["error"] for obj in objects if "error" in obj), None)
     if error is not None:
-        raise ProviderError(f"Ollama failed: {error}")
+        if isinstance(error, dict):
+            error = error.get("message")
+        raise ProviderError(f"Ollama failed: {clean_text(error)[:500] or 'no message'}")
     content, thinking, calls = [], [], []
     for obj in objects:
-        message = obj.get("message") or {}
-        content.append(message.get("content") or "")
-        thinking.append(message.get("thinking") or "")
-        calls.extend(message.get("tool_calls") or [])
+        message = obj.get("message")
+        message = message if isinstance(message, dict) else {}
+        content.append(_text(message.get("content")))
+        thinking.append(_text(message.get("thinking")))
+        if isinstance(message.get("tool_calls"), list):
+            calls.extend(message["tool_calls"])
     last = objects[-1]
     tool_calls = [tool_call(call, index) for index, call in enumerate(calls)]
     for call in tool_calls:
@@ -68,7 +80,7 @@ def chat_completion(payload: dict, body: bytes) -> bytes:
     out = shapes.assistant_message("".join(content), tool_calls, "".join(thinking))
     return shapes.completion(
         id=f"chatcmpl-{secrets.token_hex(12)}",
-        model=payload.get("model", ""),
+        model=_text(payload.get("model")),
         message=out,
         finish_reason=finish_reason(last.get("done_reason"), has_tool_calls=bool(tool_calls)),
         usage=usage(last),
@@ -78,12 +90,12 @@ def chat_completion(payload: dict, body: bytes) -> bytes:
 def _objects(body: bytes) -> list[dict]:
     """One JSON object, or (if the server streamed anyway) every NDJSON line."""
     try:
-        data = json.loads(body)
+        data = parse_json(body)
         objects = [data]
-    except ValueError:
+    except (ValueError, TypeError):
         try:
-            objects = [json.loads(line) for line in body.splitlines() if line.strip()]
-        except ValueError:
+            objects = [parse_json(line) for line in body.splitlines() if line.strip()]
+        except (ValueError, TypeError, AttributeError):
             raise ProviderError("Ollama answered with something that is not JSON") from None
     objects = [obj for obj in objects if isinstance(obj, dict)]
     if not objects:
@@ -95,16 +107,18 @@ def error(status: int, body: bytes, headers: dict[str, str] | None = None) -> Op
     """``{"error": "text"}`` (or OpenAI's envelope from ollama.com) -> OpenAI's envelope, status kept."""
     retry_after = retry_after_seconds(headers)
     try:
-        data = json.loads(body)
-    except ValueError:
+        data = parse_json(body)
+    except (ValueError, TypeError):
         data = None
     inner = data.get("error") if isinstance(data, dict) else None
-    if isinstance(inner, dict):
-        message = str(inner.get("message") or f"upstream returned HTTP {status}")
+    if isinstance(inner, dict) and isinstance(inner.get("message"), str) and inner["message"]:
+        message = inner["message"]
     elif isinstance(inner, str) and inner:
         message = inner
-    else:
+    elif isinstance(body, bytes):
         message = body.decode("utf-8", "replace").strip()[:500] or f"upstream returned HTTP {status}"
+    else:
+        message = f"upstream returned HTTP {status}"
     code = None
     if UNSUPPORTED.search(message):
         status, code = 400, "unsupported_capability"
@@ -126,8 +140,8 @@ def models(body: bytes) -> list[ModelInfo]:
     for item in items:
         if not isinstance(item, dict):
             continue
-        name = item.get("model") or item.get("name")
-        if isinstance(name, str) and name:
+        name = upstream_name(item.get("model")) or upstream_name(item.get("name"))
+        if name:
             found.append(ModelInfo(name, _created(item.get("modified_at")), _capability(item)))
     return found
 
@@ -136,9 +150,15 @@ def _capability(item: dict) -> str:
     capabilities = item.get("capabilities")
     if isinstance(capabilities, list) and capabilities:
         return "embedding" if "embedding" in capabilities and "completion" not in capabilities else "chat"
-    details = item.get("details") or {}
-    families = {details.get("family"), *(details.get("families") or [])}
-    name = str(item.get("name") or "")
+    details = item.get("details")
+    details = details if isinstance(details, dict) else {}
+    families = details.get("families")
+    families = {
+        value
+        for value in (details.get("family"), *(families if isinstance(families, list) else ()))
+        if isinstance(value, str)
+    }
+    name = item.get("name") if isinstance(item.get("name"), str) else ""
     return "embedding" if families & EMBEDDING_FAMILIES or "embed" in name else "chat"
 
 
@@ -149,21 +169,21 @@ def _created(value) -> int | None:
     value = re.sub(r"(\.\d{6})\d+", r"\1", value).replace("Z", "+00:00")
     try:
         return int(datetime.fromisoformat(value).timestamp())
-    except ValueError:
+    except (ValueError, OverflowError, OSError):
         return None
 
 
 def embeddings(payload: dict, body: bytes) -> bytes:
     try:
-        data = json.loads(body)
-    except ValueError:
+        data = parse_json(body)
+    except (ValueError, TypeError):
         raise ProviderError("Ollama embed answer is not JSON") from None
     vectors = data.get("embeddings") if isinstance(data, dict) else None
     if not isinstance(vectors, list):
         raise ProviderError("Ollama embed answer has no embeddings")
     return shapes.embeddings_list(
         vectors,
-        model=payload.get("model", ""),
-        prompt_tokens=int(data.get("prompt_eval_count") or 0),
+        model=_text(payload.get("model")),
+        prompt_tokens=shapes.count(data.get("prompt_eval_count")),
         encoding_format=payload.get("encoding_format"),
     )
