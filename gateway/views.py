@@ -65,8 +65,12 @@ def _parse_object(body: bytes) -> dict:
     return payload
 
 
-# A \ud800-\udfff escape: the only way a lone surrogate gets into text that decoded as UTF-8.
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+# A \ud800-\udbff escape not followed by a \udc00-\udfff one, or the other way round: the only way a
+# lone surrogate gets into text that decoded as UTF-8. A pair (how many clients escape an emoji)
+# does not match, so only a request that holds a lone one pays for the walk.
+_SURROGATE_ESCAPE = re.compile(
+    r"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F])|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F]"
+)
 
 
 def _unencodable(value) -> bool:

@@ -187,6 +187,14 @@ class EldricHTTPChannel(http.HTTPChannel):
         self._arm(self.limits.header_timeout, self._header_timeout)
         super().requestDone(request)
 
+    def _maybeChooseTransferDecoder(self, header, data):
+        # Twisted takes "Transfer-Encoding: identity" as if the header were absent, so a request
+        # framed by it beside "chunked" or a Content-Length is read differently by a proxy in
+        # front: smuggling. Only a lone "chunked" is a framing we accept (RFC 9112 §6.1: 400).
+        if header == b"Transfer-Encoding" and data.strip().lower() != b"chunked":
+            return self._failChooseTransferDecoder()
+        return super()._maybeChooseTransferDecoder(header, data)
+
     def _respondToBadRequestAndDisconnect(self):
         if self.phase == _Phase.REFUSED:
             return

@@ -9,7 +9,7 @@ import pytest
 
 from tests.cli_process import GatewayProcess
 from tests.fakes import recordings
-from tests.fakes.server import openai_models, reply_stream
+from tests.fakes.server import hold_until_closed, openai_models, reply_stream
 
 USER = [{"role": "user", "content": "What is 4200 + 42?"}]
 
@@ -45,4 +45,20 @@ def test_stream_is_not_buffered_and_a_disconnect_closes_upstream(fake_provider, 
         assert fake.closed_streams == 1
     finally:
         release.set()
+        gateway.stop()
+
+
+@pytest.mark.parametrize("server", ["daphne", "uvicorn"])
+def test_a_client_leaving_a_non_stream_request_closes_the_upstream_call_within_a_second(fake_provider, server):
+    fake = fake_provider("openai")
+    fake.on("GET", "/v1/models", openai_models("gpt-4o"))
+    upstream_closed = threading.Event()
+
+    fake.on("POST", "/v1/chat/completions", hold_until_closed(upstream_closed))
+    gateway = GatewayProcess("--server", server, "--backends", f"openai:{fake.url}/v1:sk-k-1234").start()
+    try:
+        with pytest.raises(httpx.ReadTimeout), httpx.Client(base_url=gateway.url, timeout=0.5) as client:
+            client.post("/v1/chat/completions", json={"model": "gpt-4o", "messages": USER})
+        assert upstream_closed.wait(1.5), "the upstream request outlived its client"
+    finally:
         gateway.stop()

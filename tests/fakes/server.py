@@ -181,3 +181,19 @@ def openai_models(*ids: str, owned_by: str = "system") -> Behaviour:
             "data": [{"id": i, "object": "model", "created": 1700000000, "owned_by": owned_by} for i in ids],
         }
     )
+
+
+def hold_until_closed(closed: threading.Event, seconds: float = 30) -> Behaviour:
+    """Answer nothing; set ``closed`` as soon as the gateway drops the connection.
+
+    aiohttp does not cancel a handler whose client left, so the transport is watched."""
+
+    async def behaviour(request: web.Request) -> web.Response:
+        for _ in range(int(seconds * 100)):
+            if request.transport is None or request.transport.is_closing():
+                closed.set()
+                break
+            await asyncio.sleep(0.01)
+        return web.Response(status=204)
+
+    return behaviour

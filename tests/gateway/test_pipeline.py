@@ -18,7 +18,7 @@ from gateway.pipeline import Gateway
 from gateway.snapshot import SnapshotSource
 from tests.conftest import route_for
 from tests.fakes import recordings
-from tests.fakes.server import hang, reply_bytes, reply_json, reply_stream
+from tests.fakes.server import hang, hold_until_closed, reply_bytes, reply_json, reply_stream
 
 USER = [{"role": "user", "content": "What is 4200 + 42?"}]
 ANSWER = recordings.response("openai", "chat_text")
@@ -263,15 +263,7 @@ def test_a_client_that_leaves_a_non_stream_request_cancels_the_upstream_call(gat
     fake = fake_provider("slow")
     cancelled = threading.Event()
 
-    async def slow(request):
-        for _ in range(3000):
-            if request.transport is None or request.transport.is_closing():
-                cancelled.set()
-                break
-            await asyncio.sleep(0.01)
-        return web.Response(status=204)
-
-    fake.on("POST", "/v1/chat/completions", slow)
+    fake.on("POST", "/v1/chat/completions", hold_until_closed(cancelled))
     gateway.route((route_for(fake), ["gpt-4o"]))
 
     with pytest.raises(httpx.ReadTimeout), gateway.client(timeout=0.5) as client:
