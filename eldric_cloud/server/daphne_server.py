@@ -14,7 +14,7 @@ import os
 import signal
 import socket
 
-from daphne.ws_protocol import WebSocketFactory
+from daphne.ws_protocol import WebSocketFactory, WebSocketProtocol
 from twisted.internet import defer, reactor
 from twisted.logger import formatEvent, globalLogBeginner
 
@@ -86,6 +86,7 @@ class EldricDaphneServer(Server):
         self.connections = {}
         self.http_factory = EldricHTTPFactory(self, self.limits)
         self.ws_factory = WebSocketFactory(self, server=self.server_name)
+        self.ws_factory.protocol = _WebSocketProtocol
         self.ws_factory.setProtocolOptions(
             autoPingTimeout=self.ping_timeout,
             allowNullOrigin=True,
@@ -155,3 +156,12 @@ def _log_twisted_errors(event: dict) -> None:
         return  # "Timing out client" and the like
     detail = failure.getTraceback() if failure is not None else ""
     logger.error("twisted: %s\n%s", formatEvent(event), detail)
+
+
+class _WebSocketProtocol(WebSocketProtocol):
+    """Daphne's, minus a traceback: a handshake refused before ``onConnect`` (a garbage
+    ``Sec-WebSocket-Key``) closes a protocol that never learnt its server."""
+
+    def onClose(self, wasClean, code, reason):
+        if hasattr(self, "server"):
+            super().onClose(wasClean, code, reason)
