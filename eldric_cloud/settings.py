@@ -169,6 +169,8 @@ ELDRIC_STREAM_IDLE_TIMEOUT = env.float("ELDRIC_STREAM_IDLE_TIMEOUT", default=300
 ELDRIC_MAX_RESPONSE_BYTES = env.int("ELDRIC_MAX_RESPONSE_BYTES", default=64 * 1024 * 1024)
 # An upstream's Retry-After is honoured up to this many seconds.
 ELDRIC_RETRY_AFTER_MAX_SECONDS = env.float("ELDRIC_RETRY_AFTER_MAX_SECONDS", default=300.0)
+# The longest line an upstream stream may send before the stream is ended (memory held per stream).
+ELDRIC_MAX_STREAM_LINE_BYTES = env.int("ELDRIC_MAX_STREAM_LINE_BYTES", default=4 * 1024 * 1024)
 
 # --- Traffic accounting and /metrics ---------------------------------------------------
 # How often each gateway process writes its buffered accounting to the roll-ups.

@@ -27,6 +27,8 @@ class GatewayConfig:
     max_response_bytes: int = 64 * 1024 * 1024
     # An upstream's Retry-After is honoured up to this many seconds.
     retry_after_max: float = 300.0
+    # Longest line a stream may send: translators and the usage stripper hold a line until it ends.
+    max_stream_line_bytes: int = 4 * 1024 * 1024
     snapshot_poll_seconds: float = 0.5
 
     @classmethod
@@ -49,5 +51,6 @@ class GatewayConfig:
             stream_idle_timeout=settings.ELDRIC_STREAM_IDLE_TIMEOUT,
             max_response_bytes=settings.ELDRIC_MAX_RESPONSE_BYTES,
             retry_after_max=settings.ELDRIC_RETRY_AFTER_MAX_SECONDS,
+            max_stream_line_bytes=settings.ELDRIC_MAX_STREAM_LINE_BYTES,
             snapshot_poll_seconds=settings.ELDRIC_SNAPSHOT_POLL_SECONDS,
         )

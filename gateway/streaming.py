@@ -87,11 +87,18 @@ class _Relay:
         self.idle = gw.config.stream_idle_timeout
         self.deadline = asyncio.timeout(self.idle)
         self.moved = self.loop.time()
+        self.max_line = gw.config.max_stream_line_bytes
+        # Bytes since the last newline: what a translator or the stripper may be holding.
+        self.open_line = 0
 
     async def forward(self, chunk: bytes) -> None:
         ctx, out = self.ctx, self.out
         if ctx.first_upstream_byte is None:
             ctx.first_upstream_byte = time.monotonic()
+        newline = chunk.rfind(b"\n")
+        self.open_line = len(chunk) - newline - 1 if newline >= 0 else self.open_line + len(chunk)
+        if self.open_line > self.max_line:
+            raise ProviderError(f"a line of the stream is longer than {self.max_line} bytes")
         now = self.loop.time()
         if now - self.moved > RESCHEDULE_EVERY and (b"\n\n" in chunk or b"\n\r\n" in chunk):
             # Only a complete event counts as progress: a byte a second is not.

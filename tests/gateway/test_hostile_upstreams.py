@@ -6,7 +6,7 @@ import pytest
 
 from tests.conftest import route_for
 from tests.fakes import recordings
-from tests.fakes.server import reply_bytes, reply_json
+from tests.fakes.server import reply_bytes, reply_json, reply_stream
 
 USER = [{"role": "user", "content": "hi"}]
 KEY = "sk-hostile-upstream-key-0001"
@@ -133,3 +133,21 @@ def test_an_upstream_error_naming_its_own_address_reaches_the_client_without_it(
     assert response.status_code == 400
     assert address not in response.text
     assert response.json()["error"]["message"] == "upstream [backend] failed"
+
+
+@pytest.mark.parametrize("kind", ["openai_compatible", "anthropic"])
+def test_a_stream_line_that_never_ends_is_cut_off_at_the_limit(gateway, fake_provider, kind):
+    gateway.configure(max_stream_line_bytes=64 * 1024)
+    fake = fake_provider("flood")
+    endless = [b"data: {" + b"x" * 8192 for _ in range(200)]  # 1.6 MB, never a newline
+    path = "/v1/chat/completions" if kind == "openai_compatible" else "/messages"
+    fake.on("POST", path, reply_stream(endless))
+    gateway.route((route_for(fake, kind=kind, path="/v1" if kind == "openai_compatible" else ""), ["m"]))
+
+    with gateway.client() as client:
+        response = client.post("/v1/chat/completions", json={"model": "m", "messages": USER, "stream": True})
+
+    events = [e for e in response.text.split("\n\n") if e.strip()]
+    assert events[-1] == "data: [DONE]"
+    assert json.loads(events[-2].removeprefix("data: "))["error"]["code"] == "upstream_invalid_response"
+    assert len(response.content) < 256 * 1024
