@@ -72,6 +72,9 @@ async def relay_stream(
     except ProviderError as exc:
         await relay.fail(f"backend {route.name} sent a stream that cannot be read: {exc}", "upstream_invalid_response")
     finally:
+        # Also when the client left or the stream failed: what was relayed was used. (An SDK
+        # closes the connection as soon as it has read [DONE], often before the upstream's end.)
+        relay.settle_usage()
         await upstream.aclose()
 
 
@@ -119,7 +122,6 @@ class _Relay:
         ctx, out = self.ctx, self.out
         if self.translator is not None:
             frames = self.translator.close()
-            ctx.usage = Usage.from_openai(getattr(self.translator, "usage", None))
             for frame in frames[:-1]:
                 await out.body(frame, more=True)
             await out.body(frames[-1] if frames else SSE_DONE)
@@ -127,7 +129,6 @@ class _Relay:
         tracker = self.tracker
         if rest := tracker.flush():
             await out.body(rest, more=True)
-        ctx.usage = tracker.usage()
         if tracker.ended_with_done():
             await out.body(b"")
         elif self.upstream_error:
@@ -136,6 +137,13 @@ class _Relay:
             await out.body(SSE_DONE)
         else:
             await self.fail(f"backend {self.route.name} ended the stream early")
+
+    def settle_usage(self) -> None:
+        if self.ctx.usage is None:
+            if self.translator is not None:
+                self.ctx.usage = Usage.from_openai(getattr(self.translator, "usage", None))
+            else:
+                self.ctx.usage = self.tracker.usage()
 
     async def fail(self, message: str, code: str = "upstream_stream_error") -> None:
         logger.warning("%s", message)
