@@ -19,7 +19,6 @@ import re
 import time
 from typing import Protocol
 
-from backends.snapshot import RoutingSnapshot
 from gateway.breaker import BreakerBoard
 from gateway.config import GatewayConfig
 from gateway.context import RequestContext
@@ -112,9 +111,6 @@ class Gateway:
     def inflight(self) -> int:
         return len(self._inflight)
 
-    def requests_in_flight(self) -> list[RequestContext]:
-        return list(self._inflight)
-
     async def wait_idle(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         while self._inflight:
@@ -169,10 +165,6 @@ class Gateway:
                 logger.exception("request observer %s failed", type(observer).__name__)
 
     # --- live state for observers, /health and the heartbeat ---------------------------
-    @property
-    def snapshot(self) -> RoutingSnapshot:
-        return self.snapshots.current
-
     def backend_live_states(self) -> dict[str, dict]:
         """Per configured backend: this process's circuit state and Retry-After block."""
         now = time.time()

@@ -20,6 +20,7 @@ import httpx
 from backends.providers import provider_for
 from backends.providers.base import OpenAIError, Provider, ProviderError, UpstreamRequest
 from backends.providers.openai_compatible import flavour_for
+from backends.redaction import redact
 from backends.snapshot import BackendRoute
 from gateway import context as outcomes
 from gateway import routing
@@ -182,7 +183,12 @@ async def _try(
             answer = getattr(provider, endpoint.translate)(payload, answer)
         except ProviderError as exc:
             raise _Retryable(
-                OpenAIError(502, f"backend {route.name}: {exc}", type="api_error", code="upstream_invalid_response"),
+                OpenAIError(
+                    502,
+                    redact(f"backend {route.name}: {exc}", route.api_key),
+                    type="api_error",
+                    code="upstream_invalid_response",
+                ),
                 outcomes.TRANSLATE_ERROR,
                 health_failure=True,
             ) from None

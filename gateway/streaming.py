@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import httpx
 
 from backends.providers.base import SSE_DONE, OpenAIError, ProviderError
+from backends.redaction import redact
 from gateway import context as outcomes
 from gateway.context import Usage
 from gateway.failures import transport_error
@@ -146,6 +147,8 @@ class _Relay:
                 self.ctx.usage = self.tracker.usage()
 
     async def fail(self, message: str, code: str = "upstream_stream_error") -> None:
+        # An adapter's complaint may quote what the upstream sent, and an upstream may echo its key.
+        message = redact(message, self.route.api_key)
         logger.warning("%s", message)
         attempt = self.ctx.attempts[-1]
         attempt.outcome = outcomes.STREAM_ERROR
