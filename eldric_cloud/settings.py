@@ -33,7 +33,9 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "traffic",
+    "orgs",
     "backends",
+    "usage",
     "gateway",
     "dashboard",
 ]

@@ -12,7 +12,7 @@ import asyncio
 import logging
 
 from backends.providers.base import OpenAIError
-from gateway import views
+from gateway import usage_views, views
 from gateway.asgi_io import Responder, header
 from gateway.pipeline import Gateway
 
@@ -23,6 +23,7 @@ ROUTES = {
     "/v1/chat/completions": (views.chat_completions, "openai.chat"),
     "/v1/embeddings": (views.embeddings, "openai.embeddings"),
     "/v1/models": (views.models_list, "openai.models"),
+    "/v1/usage": (usage_views.usage_self, "eldric.usage"),
     "/health": (views.health, "health"),
     "/health/ready": (views.readiness, "health"),
 }

@@ -125,6 +125,9 @@ class RequestContext:
     # Whether the model is in the catalogue (or was sent to the default backend as named),
     # so observers know whether ``model`` is safe to use as a label.
     model_known: bool = False
+    # What the request cost in USD, from the price book, set when it ends and before
+    # observers run. None: nothing to price, or a model with no price (see ``usage``).
+    cost_usd: float | None = None
 
     # --- what the stages record ------------------------------------------------------------
     def attempt(self, backend: str) -> Attempt:

@@ -55,8 +55,10 @@ class Gateway:
         )
         self.clients = clients or UpstreamClients(config)
         self.observers: list[RequestObserver] = list(observers or [])
-        # The accounting observer: started and flushed with the gateway (also in ``observers``).
+        # The accounting observers (traffic, usage): started with the gateway and flushed when
+        # it closes; each is in ``observers`` too. ``recorder`` is the traffic one.
         self.recorder = None
+        self.recorders: list = []
         self.started_at = time.monotonic()
         self._started = False
         self._draining = False
@@ -67,6 +69,7 @@ class Gateway:
         from django.conf import settings
 
         from traffic.recorder import TrafficRecorder
+        from usage.recorder import UsageRecorder
 
         gateway = cls(config=GatewayConfig.from_settings())
         gateway.add_recorder(
@@ -76,11 +79,14 @@ class Gateway:
                 live_state=gateway.backend_live_states,
             )
         )
+        gateway.add_recorder(UsageRecorder.from_settings())
         return gateway
 
     def add_recorder(self, recorder) -> None:
-        """The accounting observer, which needs the gateway's live state to be built."""
-        self.recorder = recorder
+        """An accounting observer: started and stopped with the gateway."""
+        if self.recorder is None:
+            self.recorder = recorder
+        self.recorders.append(recorder)
         self.observers.append(recorder)
 
     # --- lifecycle ---------------------------------------------------------------------
@@ -90,8 +96,8 @@ class Gateway:
         if self._started:
             return
         self.snapshots.start(self.config.snapshot_poll_seconds)
-        if self.recorder is not None:
-            self.recorder.start()
+        for recorder in self.recorders:
+            recorder.start()
         self._started = True
 
     @property
@@ -130,8 +136,8 @@ class Gateway:
     async def aclose(self) -> None:
         """Stop the poller, flush accounting, close the upstream clients."""
         self.snapshots.stop()
-        if self.recorder is not None:
-            await asyncio.to_thread(self.recorder.stop)
+        for recorder in self.recorders:
+            await asyncio.to_thread(recorder.stop)
         await self.clients.aclose()
         self._started = False
 
@@ -154,6 +160,9 @@ class Gateway:
     def finish(self, ctx: RequestContext) -> None:
         ctx.done = time.monotonic()
         self._inflight.pop(ctx, None)
+        if ctx.usage is not None:
+            snapshots = self.snapshots
+            ctx.cost_usd = snapshots.prices.cost(ctx.model, snapshots.current.backends.get(ctx.backend), ctx.usage)
         if self.observers:
             asyncio.get_running_loop().call_soon(self._notify, ctx)
 

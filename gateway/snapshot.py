@@ -1,9 +1,9 @@
-"""The process's current routing snapshot.
+"""The process's current snapshots: routing, access (organisations, licenses, keys) and prices.
 
-The hot path reads ``SnapshotSource.current``: a plain attribute, no IO. A daemon thread
-polls the database's routing version and swaps in a rebuilt snapshot when it moves, so writes
-by the API, the admin or Celery reach every gateway process within
-``ELDRIC_SNAPSHOT_POLL_SECONDS``.
+The hot path reads ``SnapshotSource.current``, ``.access`` and ``.prices``: plain attributes,
+no IO. A daemon thread polls the database's routing and access versions and swaps in a
+rebuilt snapshot when one moves, so writes by the API, the admin or Celery reach every
+gateway process within ``ELDRIC_SNAPSHOT_POLL_SECONDS``.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import logging
 import threading
 
 from backends.snapshot import RoutingSnapshot
+from orgs.access import AccessSnapshot
+from usage.pricing import PriceBook
 
 logger = logging.getLogger(__name__)
 
@@ -19,8 +21,17 @@ logger = logging.getLogger(__name__)
 class SnapshotSource:
     """``database=False`` gives a source that only changes by ``install`` (tests, tools)."""
 
-    def __init__(self, snapshot: RoutingSnapshot | None = None, *, database: bool = True) -> None:
+    def __init__(
+        self,
+        snapshot: RoutingSnapshot | None = None,
+        *,
+        access: AccessSnapshot | None = None,
+        prices: PriceBook | None = None,
+        database: bool = True,
+    ) -> None:
         self.current = snapshot or RoutingSnapshot()
+        self.access = access or AccessSnapshot()
+        self.prices = prices or PriceBook()
         self.database = database
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -29,8 +40,13 @@ class SnapshotSource:
         # A single reference swap: readers see the old or the new snapshot, never a mix.
         self.current = snapshot
 
+    def install_access(self, access: AccessSnapshot, prices: PriceBook | None = None) -> None:
+        if prices is not None:
+            self.prices = prices
+        self.access = access
+
     def refresh(self) -> bool:
-        """Rebuild from the database if the routing version moved. Returns True if swapped.
+        """Rebuild from the database what moved (routing, access). Returns True if anything was swapped.
 
         The poller keeps its one connection open between polls (Django closes connections
         only around its own requests, which never run on this thread); a failed query drops
@@ -39,15 +55,23 @@ class SnapshotSource:
         from django.db import connection
 
         from backends.selectors import routing_snapshot_build, routing_version_get
+        from orgs.access import access_snapshot_build
+        from orgs.selectors import access_version_get
+        from usage.selectors import price_book_build
 
+        swapped = False
         try:
-            if routing_version_get() == self.current.version:
-                return False
-            self.install(routing_snapshot_build())
+            # Access first: routing may depend on licenses (priority routing) and organisations.
+            if access_version_get() != self.access.version:
+                self.install_access(access_snapshot_build(), price_book_build())
+                swapped = True
+            if routing_version_get() != self.current.version:
+                self.install(routing_snapshot_build())
+                swapped = True
         except Exception:
             connection.close()
             raise
-        return True
+        return swapped
 
     def start(self, poll_seconds: float) -> None:
         """Build once now, then keep polling in the background."""

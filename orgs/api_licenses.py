@@ -1,0 +1,3 @@
+"""(Filled in.)"""
+
+urlpatterns: list = []

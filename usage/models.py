@@ -1,0 +1,1 @@
+"""Usage records, their daily roll-ups, and model prices."""
