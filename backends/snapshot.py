@@ -49,6 +49,11 @@ class RoutingSnapshot:
     # model is unavailable, not unknown, so it is not sent to the default backend.
     disabled_models: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
+    def for_org(self, organisation: str) -> RoutingSnapshot:
+        """What an organisation's requests may route to ("" means the default organisation).
+        (Per-organisation views are filled in with backend ownership.)"""
+        return self
+
     def default_route(self) -> BackendRoute | None:
         route = self.backends.get(self.default_backend)
         return route if route is not None and route.enabled else None

@@ -235,8 +235,11 @@ ELDRIC_BACKEND_URL_DENY = env.list("ELDRIC_BACKEND_URL_DENY", default=[])
 # ELDRIC_DEBUG=1 shows Django's technical 500 page; this filter masks upstream keys on it.
 DEFAULT_EXCEPTION_REPORTER_FILTER = "backends.debug_filter.SecretMaskingReporterFilter"
 
-# --- Celery ---------------------------------------------------------------------------
+# --- Celery; organisations and licenses, client keys and limits, usage and cost --------
 from eldric_cloud.celery_settings import *  # noqa: E402,F403
+from eldric_cloud.settings_parts.keys import *  # noqa: E402,F403
+from eldric_cloud.settings_parts.licenses import *  # noqa: E402,F403
+from eldric_cloud.settings_parts.usage import *  # noqa: E402,F403
 
 LOGGING = {
     "version": 1,

@@ -19,6 +19,7 @@ import re
 import time
 from typing import Protocol
 
+from backends.snapshot import RoutingSnapshot
 from gateway.breaker import BreakerBoard
 from gateway.config import GatewayConfig
 from gateway.context import RequestContext
@@ -172,6 +173,10 @@ class Gateway:
                 observer.request_finished(ctx)
             except Exception:
                 logger.exception("request observer %s failed", type(observer).__name__)
+
+    def routing_for(self, ctx: RequestContext) -> RoutingSnapshot:
+        """The routing snapshot as the caller's organisation sees it: only the backends it may use."""
+        return self.snapshots.current.for_org(ctx.principal.organisation)
 
     # --- live state for observers, /health and the heartbeat ---------------------------
     def backend_live_states(self) -> dict[str, dict]:

@@ -74,7 +74,7 @@ async def forward(
     gw: Gateway, ctx: RequestContext, out: Responder, *, endpoint: Endpoint, payload: dict, body: bytes
 ) -> None:
     breakers = gw.breakers
-    route_plan = routing.plan(gw.snapshots.current, ctx.model, breakers)
+    route_plan = routing.plan(gw.routing_for(ctx), ctx.model, breakers)
     ctx.model_known = route_plan.model_known
     if route_plan.error is not None:
         await out.error(route_plan.error)

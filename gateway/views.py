@@ -18,6 +18,7 @@ from gateway import routing
 from gateway.asgi_io import RequestRejected, Responder, header, read_body
 from gateway.auth import authenticate
 from gateway.proxy import CHAT, EMBEDDINGS, Endpoint, forward
+from orgs.licenses import license_health
 
 if TYPE_CHECKING:
     from gateway.context import RequestContext
@@ -228,13 +229,13 @@ async def _read_only(gw: Gateway, ctx: RequestContext, scope, out: Responder) ->
 
 async def models_list(gw, ctx, scope, receive, out) -> None:
     if await _read_only(gw, ctx, scope, out):
-        await out.bytes(200, gw.snapshots.current.models_body)
+        await out.bytes(200, gw.routing_for(ctx).models_body)
 
 
 async def model_retrieve(gw, ctx, scope, receive, out, *, model_id: str) -> None:
     if not await _read_only(gw, ctx, scope, out):
         return
-    routes = gw.snapshots.current.model_routes.get(model_id)
+    routes = gw.routing_for(ctx).model_routes.get(model_id)
     if not routes:
         await out.error(
             OpenAIError(404, f"The model `{model_id}` does not exist.", param="model", code="model_not_found")
@@ -264,6 +265,7 @@ def health_report(gw: Gateway) -> dict:
         "models_available": models_available,
         "uptime_seconds": int(time.monotonic() - gw.started_at),
         "requests_in_flight": gw.inflight,
+        "license": license_health(gw.snapshots.access),
     }
 
 
