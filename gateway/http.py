@@ -42,9 +42,16 @@ _NO_COOKIES = _NoCookies()
 
 class UpstreamClients:
     """One shared ``httpx.AsyncClient`` per event loop (httpx clients must not cross loops),
-    and the parsed form of each upstream URL (parsing one costs about 4% of a request)."""
+    and the parsed form of each upstream URL and header set.
+
+    ``request`` builds the upstream request without ``AsyncClient.build_request``, which
+    merges the client's headers into a fresh ``Headers`` on every call (about 8% of a
+    request's CPU). An adapter sends the same headers to a backend every time, so they are
+    merged once and kept; parsing a URL costs about 4% of a request, so URLs are kept too.
+    """
 
     URL_CACHE_SIZE = 1024
+    HEADERS_CACHE_SIZE = 1024
 
     def __init__(self, config: GatewayConfig) -> None:
         self.config = config
@@ -52,6 +59,8 @@ class UpstreamClients:
             weakref.WeakKeyDictionary()
         )
         self._urls: dict[str, httpx.URL] = {}
+        self._headers: dict[tuple, httpx.Headers] = {}
+        self._timeout = _timeout(config).as_dict()
 
     def get(self) -> httpx.AsyncClient:
         loop = asyncio.get_running_loop()
@@ -68,6 +77,22 @@ class UpstreamClients:
             parsed = self._urls[url] = httpx.URL(url)
         return parsed
 
+    def request(self, method: str, url: str, headers: dict[str, str], content: bytes | None) -> httpx.Request:
+        """What ``AsyncClient.build_request`` would build, for a client with no base URL,
+        params or cookies: the client's default headers, then ``headers``."""
+        key = tuple(headers.items())
+        merged = self._headers.get(key)
+        if merged is None:
+            if len(self._headers) >= self.HEADERS_CACHE_SIZE:
+                self._headers.clear()
+            merged = httpx.Headers(USER_AGENT)
+            merged.update(headers)  # case-insensitive, as the client's own merge is
+            self._headers[key] = merged
+        # httpx.Request copies the headers it is given, so the kept ones are never changed.
+        return httpx.Request(
+            method, self.url(url), headers=merged, content=content, extensions={"timeout": self._timeout}
+        )
+
     async def aclose(self) -> None:
         """Close this loop's client (server shutdown)."""
         shared = self._clients.pop(asyncio.get_running_loop(), None)
@@ -76,9 +101,7 @@ class UpstreamClients:
 
     def _build(self) -> httpx.AsyncClient:
         cfg = self.config
-        timeout = httpx.Timeout(
-            connect=cfg.connect_timeout, read=cfg.read_timeout, write=cfg.write_timeout, pool=cfg.pool_timeout
-        )
+        timeout = _timeout(cfg)
         limits = httpx.Limits(max_connections=cfg.max_connections, max_keepalive_connections=cfg.max_connections)
         if cfg.transport == "aiohttp":
             from httpx_aiohttp import AiohttpTransport
@@ -86,3 +109,9 @@ class UpstreamClients:
             transport = AiohttpTransport(limits=limits, trust_env=False)
             return _GatewayClient(transport=transport, timeout=timeout, trust_env=False, headers=USER_AGENT)
         return _GatewayClient(timeout=timeout, limits=limits, trust_env=False, headers=USER_AGENT)
+
+
+def _timeout(cfg: GatewayConfig) -> httpx.Timeout:
+    return httpx.Timeout(
+        connect=cfg.connect_timeout, read=cfg.read_timeout, write=cfg.write_timeout, pool=cfg.pool_timeout
+    )

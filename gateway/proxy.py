@@ -216,10 +216,7 @@ async def _open(gw: Gateway, route: BackendRoute, request: UpstreamRequest, prov
     http = clients.get()
     try:
         upstream = await http.send(
-            http.build_request(
-                request.method, clients.url(request.url), headers=request.headers, content=request.content
-            ),
-            stream=True,
+            clients.request(request.method, request.url, request.headers, request.content), stream=True
         )
     except httpx.HTTPError as exc:
         raise _Retryable(transport_error(route, exc), outcome_of(exc), health_failure=True) from None

@@ -293,3 +293,35 @@ def test_no_healthy_backend_is_503_naming_each_backend_and_its_state(gateway, fa
     message = response.json()["error"]["message"]
     assert "a: auth_failed" in message and "b: auth_failed" in message
     assert a.received == [] and b.received == []
+
+
+def test_upstream_headers_are_the_backends_own_and_stay_right_across_backends(gateway, fake_provider):
+    """Upstream headers are merged once per header set and kept: each backend still gets its own
+    key and headers, with the gateway's User-Agent unless the backend sets one."""
+    plain, branded = fake_provider("plain"), fake_provider("branded")
+    for fake in (plain, branded):
+        fake.on("POST", "/v1/chat/completions", reply_bytes(recordings.response("openai", "chat_text")))
+    gateway.route(
+        (route_for(plain, key="sk-plain-key-0001"), ["gpt-4o"]),
+        (
+            route_for(branded, key="sk-branded-key-0002", headers=(("user-agent", "acme/2"), ("x-team", "a"))),
+            ["gpt-4o-mini"],
+        ),
+    )
+    client = sdk(gateway)
+    for _ in range(3):
+        client.chat.completions.create(model="gpt-4o", messages=USER)
+        client.chat.completions.create(model="gpt-4o-mini", messages=USER)
+
+    for received in plain.requests_to("/v1/chat/completions"):
+        headers = {k.lower(): v for k, v in received.headers.items()}
+        assert headers["authorization"] == "Bearer sk-plain-key-0001"
+        assert headers["user-agent"].startswith("eldric-cloudd/")
+        assert "x-team" not in headers
+        assert headers["content-length"] == str(len(received.body))
+    for received in branded.requests_to("/v1/chat/completions"):
+        headers = {k.lower(): v for k, v in received.headers.items()}
+        assert headers["authorization"] == "Bearer sk-branded-key-0002"
+        assert headers["user-agent"] == "acme/2"
+        assert headers["x-team"] == "a"
+    assert len(branded.requests_to("/v1/chat/completions")) == 3
