@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format bench clean
+.PHONY: run test lint format bench bench-peers clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,15 @@ test: $(STAMP) lint
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py $(ARGS)
+
+# eldric-cloudd beside nginx, Portkey and LiteLLM in one run (about 15 minutes). The harness
+# installs the peers into var/bench-peers/, never into .venv.
+PEER_BENCH ?= ../shared/peer-bench
+PEER_SUBJECTS ?= direct,nginx-proxy,eldric-daphne,eldric-uvicorn,portkey,litellm-w1
+PEER_RUNS ?= run1
+bench-peers:
+	@test -f $(PEER_BENCH)/run.sh || { echo "bench-peers: no harness at $(PEER_BENCH) (set PEER_BENCH=path)"; exit 2; }
+	ELDRIC_SRC=. RUNS="$(PEER_RUNS)" bash $(PEER_BENCH)/run.sh --subjects $(PEER_SUBJECTS) $(ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
