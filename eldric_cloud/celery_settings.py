@@ -63,4 +63,10 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 3600.0,
         "options": {"expires": 3600.0},
     },
+    # Deletes usage past ELDRIC_USAGE_RECORDS_RETENTION_DAYS / ELDRIC_USAGE_DAYS_RETENTION.
+    "usage-retention": {
+        "task": "usage.tasks.usage_retention_task",
+        "schedule": 3600.0,
+        "options": {"expires": 3600.0},
+    },
 }

@@ -1,20 +1,238 @@
-"""Usage records, written in batches from the pipeline's request events, never inline."""
+"""Usage records, written in batches from the pipeline's request events, never inline.
+
+``request_finished`` runs on the event loop for every request: it appends the finished
+context to a bounded queue (O(1), no IO, no lock) and returns. A daemon thread wakes every
+``ELDRIC_USAGE_FLUSH_SECONDS``, turns what was queued into rows and writes them with their
+daily roll-ups in one transaction per batch (``usage.services.usage_batch_write``).
+
+Usage is never dropped silently:
+- a full queue counts the requests it turns away and logs them at the next flush;
+- a failed write keeps its rows and tries them again at the next flush (the write is all
+  or nothing, so a retry cannot count twice); past ``ELDRIC_USAGE_MAX_BACKLOG`` held rows
+  the oldest are dropped, counted and logged;
+- ``stop`` (graceful shutdown) writes everything still queued, retrying until
+  ``ELDRIC_USAGE_STOP_TIMEOUT_SECONDS``, and logs what it could not write.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import threading
+import time
+from collections import deque
+
+from django.conf import settings
+from django.db import connection
+
+from usage.rows import NOT_RECORDED, RecordRow, row_from_context
+
+logger = logging.getLogger(__name__)
+
 
 class UsageRecorder:
-    """A gateway observer. (Filled in with usage records.)"""
+    def __init__(
+        self,
+        *,
+        instance: str = "",
+        flush_seconds: float = 1.0,
+        max_queue: int = 100_000,
+        max_backlog: int = 200_000,
+        batch_size: int = 2000,
+        stop_timeout: float = 10.0,
+    ) -> None:
+        if flush_seconds <= 0:
+            raise ValueError("flush_seconds must be positive")
+        self.instance = instance
+        self.flush_seconds = flush_seconds
+        self.max_queue = max(1, max_queue)
+        self.max_backlog = max(1, max_backlog)
+        self.batch_size = max(1, batch_size)
+        self.stop_timeout = stop_timeout
+        self._queue: deque = deque()
+        self._pending: deque[RecordRow] = deque()
+        # Counters: written by one thread each (the loop, the flusher), read for reports.
+        self.queue_full = 0
+        self._queue_full_reported = 0
+        self.dropped_backlog = 0
+        self.write_failures = 0
+        self.written = 0
+        self._failing_since: float | None = None
+        self._flush_lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
 
     @classmethod
     def from_settings(cls) -> UsageRecorder:
-        return cls()
+        return cls(
+            instance=settings.ELDRIC_INSTANCE,
+            flush_seconds=settings.ELDRIC_USAGE_FLUSH_SECONDS,
+            max_queue=settings.ELDRIC_USAGE_MAX_QUEUE,
+            max_backlog=settings.ELDRIC_USAGE_MAX_BACKLOG,
+            batch_size=settings.ELDRIC_USAGE_BATCH_SIZE,
+            stop_timeout=settings.ELDRIC_USAGE_STOP_TIMEOUT_SECONDS,
+        )
 
+    # --- the hot path ----------------------------------------------------------------------
+    def request_finished(self, ctx) -> None:
+        """Queue a finished request. Called on the event loop; never blocks, never raises."""
+        if getattr(ctx, "dialect", None) in NOT_RECORDED:
+            return
+        if len(self._queue) >= self.max_queue:
+            self.queue_full += 1
+            return
+        self._queue.append(ctx)
+
+    # --- life cycle ------------------------------------------------------------------------
     def start(self) -> None:
-        pass
+        if self._thread is not None:
+            return
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._run, name="usage-flush", daemon=True)
+        self._thread.start()
 
     def stop(self) -> None:
-        pass
+        """Write everything queued so far, then stop the flush thread."""
+        self._stopping.set()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(self.stop_timeout + self.flush_seconds + 5)
+            if thread.is_alive():
+                logger.error(
+                    "usage: the final write did not finish in time; %d queued requests and %d held records may be lost",
+                    len(self._queue),
+                    len(self._pending),
+                )
+                return
+        else:
+            self._final_flush()
+        if self._queue or self._pending:
+            logger.error(
+                "usage: stopping with %d records the database did not take (%d still queued)",
+                len(self._pending),
+                len(self._queue),
+            )
 
-    def request_finished(self, ctx) -> None:
-        pass
+    def flush(self) -> bool:
+        """Write everything queued so far (synchronously). True when nothing is left held."""
+        if not _on_event_loop():
+            return self._flush()
+        # On an event loop the ORM refuses to run: flush from a helper thread instead.
+        result: list[bool] = []
+        helper = threading.Thread(target=lambda: result.append(self._flush_and_close()), name="usage-flush-now")
+        helper.start()
+        helper.join()
+        return bool(result and result[0])
+
+    @property
+    def backlog(self) -> int:
+        """Records held for a later write (the database was away)."""
+        return len(self._pending)
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    # --- the flush thread ------------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            while not self._stopping.wait(self.flush_seconds):
+                self._flush()
+            self._final_flush()
+        finally:
+            connection.close()
+
+    def _final_flush(self) -> None:
+        deadline = time.monotonic() + self.stop_timeout
+        while not self._flush() and time.monotonic() < deadline:
+            time.sleep(min(0.5, self.flush_seconds))
+
+    def _flush_and_close(self) -> bool:
+        try:
+            return self._flush()
+        finally:
+            connection.close()
+
+    def _flush(self) -> bool:
+        # The thread and an explicit flush() must not interleave; the hot path never takes it.
+        with self._flush_lock:
+            try:
+                return self._flush_locked()
+            except Exception:
+                logger.exception("usage: flush failed")
+                return False
+
+    def _drain(self) -> None:
+        queue = self._queue
+        for _ in range(len(queue)):
+            ctx = queue.popleft()
+            try:
+                self._pending.append(row_from_context(ctx, self.instance))
+            except Exception:
+                # One malformed context must not cost everybody else's records.
+                logger.exception("usage: could not read a finished request")
+
+    def _flush_locked(self) -> bool:
+        self._drain()
+        self._report_queue_full()
+        from usage.services import usage_batch_write
+
+        pending = self._pending
+        while pending:
+            batch = [pending[i] for i in range(min(self.batch_size, len(pending)))]
+            try:
+                usage_batch_write(rows=batch)
+            except Exception as exc:
+                self._write_failed(exc)
+                return False
+            for _ in batch:
+                pending.popleft()
+            self.written += len(batch)
+        if self._failing_since is not None:
+            logger.warning(
+                "usage: database back after %.0fs; held records written", time.monotonic() - self._failing_since
+            )
+            self._failing_since = None
+        return True
+
+    def _report_queue_full(self) -> None:
+        dropped = self.queue_full - self._queue_full_reported
+        if dropped:
+            self._queue_full_reported += dropped
+            logger.error(
+                "usage: %d finished requests not recorded: the queue was full (ELDRIC_USAGE_MAX_QUEUE=%d)",
+                dropped,
+                self.max_queue,
+            )
+
+    def _write_failed(self, exc: Exception) -> None:
+        # A broken connection is reopened at the next flush.
+        connection.close()
+        self.write_failures += 1
+        if self._failing_since is None:
+            self._failing_since = time.monotonic()
+            logger.warning(
+                "usage: cannot write records (%s: %s); keeping %d for the next flush",
+                type(exc).__name__,
+                str(exc)[:200],
+                len(self._pending),
+            )
+        excess = len(self._pending) - self.max_backlog
+        if excess > 0:
+            for _ in range(excess):
+                self._pending.popleft()
+            self.dropped_backlog += excess
+            logger.error(
+                "usage: database unavailable for %.0fs; dropped the oldest %d records past ELDRIC_USAGE_MAX_BACKLOG=%d",
+                time.monotonic() - self._failing_since,
+                excess,
+                self.max_backlog,
+            )
+
+
+def _on_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True

@@ -1,0 +1,73 @@
+"""List prices for the presets' current models, each with where and when it was read.
+
+Only prices that could be confirmed are seeded; a model left out here is *unpriced* (flagged
+in the usage views and API, never billed as $0) until an operator adds its price in the admin.
+Left unpriced on purpose: xAI, Groq, Together, Fireworks, Mistral, Cohere and DeepSeek (no
+current list price could be confirmed when this was written).
+"""
+
+import datetime
+from decimal import Decimal
+
+from django.db import migrations
+
+OPENAI_SOURCE = "https://tokenmix.ai/blog/openai-api-cost-2026-gpt-5-5-5-4-nano-batch"
+OPENAI_AS_OF = datetime.date(2026, 6, 4)
+ANTHROPIC_SOURCE = "https://docs.anthropic.com/en/docs/about-claude/pricing"
+ANTHROPIC_AS_OF = datetime.date(2026, 12, 1)
+
+# (provider, model id or glob, input, cached input, output, source, as of): USD per 1M tokens.
+PRICES = [
+    # OpenAI's pricing page (developers.openai.com/api/docs/pricing), standard tier, short
+    # context, as quoted and checked against it by the source on its date.
+    ("openai", "gpt-5.5", "5.00", "0.50", "30.00", OPENAI_SOURCE, OPENAI_AS_OF),
+    ("openai", "gpt-5.4", "2.50", "0.25", "15.00", OPENAI_SOURCE, OPENAI_AS_OF),
+    ("openai", "gpt-5.4-mini", "0.75", "0.075", "4.50", OPENAI_SOURCE, OPENAI_AS_OF),
+    ("openai", "gpt-5.4-nano", "0.20", "0.02", "1.25", OPENAI_SOURCE, OPENAI_AS_OF),
+    # Anthropic's own pricing page: base input, cache hits, output. Cache *writes* (1.25x or
+    # 2x input) are not separated in the usage the gateway sees; they are billed as input.
+    ("anthropic", "claude-opus-4-1*", "15.00", "1.50", "75.00", ANTHROPIC_SOURCE, ANTHROPIC_AS_OF),
+    ("anthropic", "claude-opus-4-0", "15.00", "1.50", "75.00", ANTHROPIC_SOURCE, ANTHROPIC_AS_OF),
+    ("anthropic", "claude-opus-4-2025*", "15.00", "1.50", "75.00", ANTHROPIC_SOURCE, ANTHROPIC_AS_OF),
+    ("anthropic", "claude-sonnet-4-0", "3.00", "0.30", "15.00", ANTHROPIC_SOURCE, ANTHROPIC_AS_OF),
+    ("anthropic", "claude-sonnet-4-2025*", "3.00", "0.30", "15.00", ANTHROPIC_SOURCE, ANTHROPIC_AS_OF),
+    ("anthropic", "claude-3-7-sonnet*", "3.00", "0.30", "15.00", ANTHROPIC_SOURCE, ANTHROPIC_AS_OF),
+    ("anthropic", "claude-3-5-haiku*", "0.80", "0.08", "4.00", ANTHROPIC_SOURCE, ANTHROPIC_AS_OF),
+    ("anthropic", "claude-3-haiku*", "0.25", "0.03", "1.25", ANTHROPIC_SOURCE, ANTHROPIC_AS_OF),
+    # Local Ollama: no per-token charge. Edit it for a paid remote Ollama.
+    ("ollama", "*", "0", None, "0", "", None),
+]
+
+
+def seed(apps, schema_editor):
+    ModelPrice = apps.get_model("usage", "ModelPrice")
+    AccessVersion = apps.get_model("orgs", "AccessVersion")
+    for provider, model, input_price, cached, output, source, as_of in PRICES:
+        ModelPrice.objects.get_or_create(
+            provider=provider,
+            model=model,
+            defaults={
+                "input_per_million": Decimal(input_price),
+                "cached_input_per_million": None if cached is None else Decimal(cached),
+                "output_per_million": Decimal(output),
+                "source_url": source,
+                "as_of": as_of,
+            },
+        )
+    # Running gateways reload prices when the access version moves.
+    AccessVersion.objects.get_or_create(pk=1)
+    version = AccessVersion.objects.get(pk=1)
+    version.version += 1
+    version.save(update_fields=["version"])
+
+
+def unseed(apps, schema_editor):
+    ModelPrice = apps.get_model("usage", "ModelPrice")
+    for provider, model, *_ in PRICES:
+        ModelPrice.objects.filter(provider=provider, model=model).delete()
+
+
+class Migration(migrations.Migration):
+    dependencies = [("usage", "0001_usage_initial"), ("orgs", "0002_default_organisation")]
+
+    operations = [migrations.RunPython(seed, unseed)]
