@@ -2,6 +2,8 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
 from django.db.models import Count
+from django.http import HttpResponse
+from django.template.response import TemplateResponse
 from rest_framework import serializers
 
 from backends import services
@@ -17,6 +19,9 @@ from backends.models import (
 from backends.selectors import backend_live, backend_routable
 from backends.serializers import validate_headers, validate_upstream_url
 from backends.url_policy import UrlDenied
+from orgs.license_gates import LicenseLimit
+from orgs.models import Organisation
+from orgs.services import default_organisation_pk
 from traffic.selectors import BackendLive
 
 
@@ -32,7 +37,18 @@ class BackendForm(forms.ModelForm):
 
     class Meta:
         model = Backend
-        fields = ["name", "kind", "url", "api_key", "priority", "enabled", "headers"]
+        fields = ["name", "organisation", "kind", "url", "api_key", "priority", "enabled", "headers"]
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if "organisation" in self.fields:
+            # Left empty, a backend belongs to the default organisation.
+            self.fields["organisation"].required = False
+            self.fields["organisation"].help_text = "Empty: the default organisation."
+
+    def clean_organisation(self):
+        chosen = self.cleaned_data.get("organisation")
+        return chosen or Organisation.objects.get(pk=default_organisation_pk())
 
     def _get_validation_exclusions(self):
         # The model's URLField would reject "http://ollama:11434"; clean_url applies the API's rule.
@@ -67,6 +83,17 @@ def _traffic_summary(window) -> str:
     return text
 
 
+def license_limit_response(request, exc: LicenseLimit) -> HttpResponse:
+    """403 in the admin's look, with the error's code so scripts and tests can tell."""
+    response = TemplateResponse(
+        request,
+        "admin/license_limit.html",
+        {**admin.site.each_context(request), "title": "License limit", "message": exc.message, "code": exc.code},
+        status=403,
+    )
+    return response
+
+
 class BackendChangeList(ChangeList):
     """Reads the live state of the listed backends in one go, not once per row."""
 
@@ -82,6 +109,7 @@ class BackendAdmin(admin.ModelAdmin):
     form = BackendForm
     list_display = [
         "name",
+        "organisation",
         "kind",
         "url",
         "health_status",
@@ -96,7 +124,7 @@ class BackendAdmin(admin.ModelAdmin):
         "source",
         "api_key_hint",
     ]
-    list_filter = ["health_status", "enabled", "source", "kind"]
+    list_filter = ["organisation", "health_status", "enabled", "source", "kind"]
     readonly_fields = [
         "api_key_hint",
         "source",
@@ -108,12 +136,26 @@ class BackendAdmin(admin.ModelAdmin):
         "models_refreshed_at",
     ]
     # Static backends are rewritten from flags or the config file on every start and reload.
-    static_readonly_fields = ["name", "kind", "url", "priority", "headers"]
+    static_readonly_fields = ["name", "organisation", "kind", "url", "priority", "headers"]
     search_fields = ["name", "url"]
     actions = ["test_connectivity", "enable", "disable"]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(_model_count=Count("models"))
+        return super().get_queryset(request).select_related("organisation").annotate(_model_count=Count("models"))
+
+    # A change the owner's license does not allow answers 403 license_limit, naming the tier
+    # and the limit; the transaction around the save is rolled back.
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except LicenseLimit as exc:
+            return license_limit_response(request, exc)
+
+    def delete_view(self, request, object_id, extra_context=None):
+        try:
+            return super().delete_view(request, object_id, extra_context)
+        except LicenseLimit as exc:
+            return license_limit_response(request, exc)
 
     @admin.display(ordering="_model_count", description="models")
     def model_count(self, obj):
@@ -176,7 +218,10 @@ class BackendAdmin(admin.ModelAdmin):
         # The bulk action would skip the service (and so the audit log and routing version).
         for backend in queryset:
             if backend.source != BackendSource.STATIC:
-                services.backend_delete(backend=backend, actor=_actor(request), source=AuditSource.ADMIN)
+                try:
+                    services.backend_delete(backend=backend, actor=_actor(request), source=AuditSource.ADMIN)
+                except LicenseLimit as exc:
+                    self.message_user(request, f"{backend.name}: {exc.message}", messages.ERROR)
 
     @admin.action(description="Test connectivity of the selected backends")
     def test_connectivity(self, request, queryset):

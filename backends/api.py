@@ -93,7 +93,7 @@ class BackendListApi(APIView):
     @extend_schema(
         operation_id="backends_create",
         request=BackendCreateSerializer,
-        responses={201: BackendDetailOutputSerializer, 400: ERROR, 401: ERROR},
+        responses={201: BackendDetailOutputSerializer, 400: ERROR, 401: ERROR, 403: ERROR},
     )
     def post(self, request):
         serializer = self.InputSerializer(data=request.data)
@@ -110,9 +110,12 @@ class BackendListApi(APIView):
                 headers=data["headers"],
                 actor=actor_for(request),
                 source=AuditSource.API,
+                organisation=data["organisation"],
             )
         except services.BackendNameTaken as exc:
             raise name_taken(exc) from None
+        except services.UnknownOrganisation as exc:
+            raise serializers.ValidationError({"organisation": [str(exc)]}) from None
         # Discovery ran right after the commit: answer with the health and models it found.
         return Response(
             BackendDetailOutputSerializer(get_backend_or_404(backend.name)).data, status=status.HTTP_201_CREATED
@@ -156,7 +159,7 @@ class BackendDetailApi(APIView):
         )
         return Response(self.OutputSerializer(get_backend_or_404(name)).data)
 
-    @extend_schema(operation_id="backends_destroy", responses={204: None, 404: ERROR, 409: ERROR})
+    @extend_schema(operation_id="backends_destroy", responses={204: None, 403: ERROR, 404: ERROR, 409: ERROR})
     def delete(self, request, name: str):
         backend = get_backend_or_404(name)
         if backend.source == BackendSource.STATIC:

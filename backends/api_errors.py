@@ -8,6 +8,17 @@ from rest_framework.views import exception_handler
 
 from backends.api_parsers import RequestTooLarge
 from backends.providers.base import OpenAIError
+from orgs.license_gates import LicenseLimit
+
+
+class LicenseLimitDenied(exceptions.PermissionDenied):
+    """403 ``license_limit``: the change needs a license the organisation does not have."""
+
+    default_code = LicenseLimit.code
+
+    def __init__(self, limit: LicenseLimit) -> None:
+        super().__init__(limit.message, code=LicenseLimit.code)
+        self.param = None
 
 
 def _first_message(detail, path=()) -> tuple[str, str | None]:
@@ -25,6 +36,8 @@ def openai_shaped_exception_handler(exc, context):
     if isinstance(exc, RequestDataTooBig):
         # Django's own check on Content-Length (DATA_UPLOAD_MAX_MEMORY_SIZE = ELDRIC_MAX_BODY_BYTES).
         exc = RequestTooLarge(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
+    if isinstance(exc, LicenseLimit):
+        exc = LicenseLimitDenied(exc)
     response = exception_handler(exc, context)
     if response is None:
         return None

@@ -3,6 +3,7 @@
 from django.db import models
 
 from backends import crypto
+from orgs.services import default_organisation_pk
 
 
 class BackendKind(models.TextChoices):
@@ -25,9 +26,13 @@ class HealthStatus(models.TextChoices):
 
 
 class Backend(models.Model):
-    # Nullable ownership is reserved for organisations (a later release); today every
-    # backend is global to the installation.
+    # Names stay unique across organisations: they appear in /health, metrics and logs.
     name = models.SlugField(max_length=64, unique=True)
+    # Static backends (flags, config file) belong to the default organisation; its license
+    # is the installation's. Requests of other organisations reach them only if shared.
+    organisation = models.ForeignKey(
+        "orgs.Organisation", related_name="backends", on_delete=models.PROTECT, default=default_organisation_pk
+    )
     kind = models.CharField(max_length=32, choices=BackendKind.choices, default=BackendKind.OPENAI_COMPATIBLE)
     # Validated by the API and admin (http or https, any host name, e.g. "http://ollama:11434").
     url = models.CharField(max_length=500)
@@ -40,6 +45,9 @@ class Backend(models.Model):
     config_enabled = models.BooleanField(null=True, blank=True, editable=False)
     headers = models.JSONField(default=dict, blank=True)
     source = models.CharField(max_length=16, choices=BackendSource.choices, default=BackendSource.API)
+    # A static backend's place in the flags/config file: Free routes by configuration order
+    # (this, then creation order for runtime backends) instead of by priority.
+    config_position = models.PositiveIntegerField(null=True, blank=True, editable=False)
 
     health_status = models.CharField(max_length=16, choices=HealthStatus.choices, default=HealthStatus.UNKNOWN)
     latency_ms = models.FloatField(null=True, blank=True)
@@ -112,6 +120,9 @@ class WorkerIdentity(models.Model):
     instance = models.CharField(max_length=64, unique=True)
     worker_id = models.CharField(max_length=12, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Bumped by the running instance's heartbeat; instances seen in the last
+    # ELDRIC_INSTANCE_LIVE_SECONDS count against the license's cloud-worker limit.
+    last_seen_at = models.DateTimeField(null=True, blank=True, db_index=True)
 
     def __str__(self) -> str:
         return self.worker_id

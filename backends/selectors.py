@@ -5,13 +5,18 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+from datetime import timedelta
 
 from django.conf import settings
 from django.db.models import Count
+from django.utils import timezone
 
 from backends.crypto import KeyDecryptionError, mask
 from backends.models import AuditLog, Backend, BackendSource, DiscoveredModel, GatewaySettings, WorkerIdentity
 from backends.snapshot import EXCLUDED_HEALTH, BackendRoute, RoutingSnapshot, snapshot_assemble
+from orgs.licenses import license_state_for, license_states_get
+from orgs.models import DEFAULT_ORGANISATION
+from orgs.selectors import organisation_sharing_get
 from traffic import selectors as traffic_selectors
 from traffic.selectors import BackendLive
 
@@ -29,7 +34,26 @@ def routing_version_get() -> int:
 
 
 def backend_list() -> list[Backend]:
-    return list(Backend.objects.all())
+    return list(Backend.objects.select_related("organisation"))
+
+
+def configuration_order(backends: list[Backend]) -> dict[str, int]:
+    """name -> place in configuration order: static backends as the flags/config file list
+    them, then runtime backends in creation order."""
+    ranked = sorted(
+        backends,
+        key=lambda b: (
+            b.source != BackendSource.STATIC,
+            b.config_position if b.config_position is not None else 0,
+            b.created_at or timezone.now(),
+            b.pk or 0,
+        ),
+    )
+    return {b.name: position for position, b in enumerate(ranked)}
+
+
+def backend_count(*, organisation: str) -> int:
+    return Backend.objects.filter(organisation__slug=organisation).count()
 
 
 def backend_ids_enabled() -> list[int]:
@@ -55,7 +79,7 @@ def model_count() -> int:
     return DiscoveredModel.objects.values("model_id").distinct().count()
 
 
-def backend_route(backend: Backend, *, model_count: int = 0) -> BackendRoute:
+def backend_route(backend: Backend, *, model_count: int = 0, config_order: int = 0) -> BackendRoute:
     """The snapshot form of one backend, with its key decrypted for use upstream."""
     last_error = backend.last_error
     try:
@@ -78,6 +102,8 @@ def backend_route(backend: Backend, *, model_count: int = 0) -> BackendRoute:
         last_error=last_error,
         healthy_probes=backend.healthy_probe_count,
         model_count=model_count,
+        organisation=backend.organisation.slug if backend.organisation_id else DEFAULT_ORGANISATION,
+        config_order=config_order,
     )
 
 
@@ -90,14 +116,22 @@ def routing_snapshot_build() -> RoutingSnapshot:
     models: dict[str, list[tuple[str, int | None]]] = {}
     for backend_name, model_id, created in DiscoveredModel.objects.values_list("backend__name", "model_id", "created"):
         models.setdefault(backend_name, []).append((model_id, created))
-    routes = [backend_route(b, model_count=len(models.get(b.name, ()))) for b in backends]
+    order = configuration_order(backends)
+    routes = [backend_route(b, model_count=len(models.get(b.name, ())), config_order=order[b.name]) for b in backends]
     default_backend = gateway.default_backend or (routes[0].name if routes else "")
+    # Each view is ordered by its organisation's license: priority routing or configuration order.
+    states = license_states_get()
+    now = timezone.now()
+    organisations = organisation_sharing_get()
+    priority = {slug: license_state_for(states, slug).limits(now).priority_routing for slug in organisations}
     return snapshot_assemble(
         version=version,
         worker_id=worker.worker_id if worker else "",
         routes=routes,
         models=models,
         default_backend=default_backend,
+        organisations=organisations,
+        priority_routing=priority,
     )
 
 
@@ -132,7 +166,23 @@ def admin_token_matches(token: str) -> bool:
 
 
 def backend_queryset():
-    return Backend.objects.annotate(model_count=Count("models")).order_by("priority", "name")
+    return (
+        Backend.objects.select_related("organisation")
+        .annotate(model_count=Count("models"))
+        .order_by("priority", "name")
+    )
+
+
+def live_instances_count(*, exclude_instance: str, now=None, window_seconds: float | None = None) -> int:
+    """Instances (other than ``exclude_instance``) whose heartbeat is recent enough to count
+    as running: what the license's cloud-worker limit counts."""
+    now = now or timezone.now()
+    window = settings.ELDRIC_INSTANCE_LIVE_SECONDS if window_seconds is None else window_seconds
+    return (
+        WorkerIdentity.objects.filter(last_seen_at__gte=now - timedelta(seconds=window))
+        .exclude(instance=exclude_instance)
+        .count()
+    )
 
 
 def backend_get(*, name: str) -> Backend | None:

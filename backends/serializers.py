@@ -9,6 +9,8 @@ from rest_framework import serializers
 from backends.models import AuditLog, Backend, BackendKind, HealthStatus
 from backends.selectors import backend_live, backend_routable, headers_masked
 from backends.url_policy import url_policy
+from orgs.models import DEFAULT_ORGANISATION
+from orgs.selectors import organisation_exists
 from traffic.selectors import BackendLive
 
 MAX_PRIORITY = 2**31 - 1  # the column is a 32-bit PositiveIntegerField on every database
@@ -135,9 +137,10 @@ class BackendConfigSerializer(UnknownFieldsMixin, serializers.Serializer):
 
 
 class BackendCreateSerializer(BackendConfigSerializer):
-    """The seed's body for ``POST /api/v1/backends``."""
+    """The seed's body for ``POST /api/v1/backends``, plus the owning organisation's slug."""
 
     name = serializers.SlugField(max_length=64)
+    organisation = serializers.SlugField(max_length=64, required=False, default=DEFAULT_ORGANISATION)
     priority = StrictIntegerField(required=False, default=100, min_value=0, max_value=MAX_PRIORITY)
     enabled = StrictBooleanField(required=False, default=True)
 
@@ -146,6 +149,11 @@ class BackendCreateSerializer(BackendConfigSerializer):
         if isinstance(data, dict) and "name" in data and not isinstance(data["name"], str):
             raise serializers.ValidationError({"name": ["Not a valid string."]})
         return super().to_internal_value(data)
+
+    def validate_organisation(self, value: str) -> str:
+        if value != DEFAULT_ORGANISATION and not organisation_exists(value):
+            raise serializers.ValidationError(f"No organisation {value!r}.")
+        return value
 
     def validate_name(self, value: str) -> str:
         if value in RESERVED_NAMES:
@@ -207,6 +215,7 @@ class BackendOutputSerializer(serializers.ModelSerializer):
         help_text="auth_failed: the upstream rejected the API key; the backend is out of routing.",
     )
     headers = serializers.SerializerMethodField()
+    organisation = serializers.CharField(source="organisation.slug", read_only=True)
     model_count = serializers.IntegerField(read_only=True)
     routable = serializers.SerializerMethodField(
         help_text="Would a request be sent here now: enabled, not unhealthy or auth_failed, circuit not open, "
@@ -223,6 +232,7 @@ class BackendOutputSerializer(serializers.ModelSerializer):
         list_serializer_class = BackendListOutputSerializer
         fields = [
             "name",
+            "organisation",
             "type",
             "url",
             "priority",

@@ -31,6 +31,10 @@ from backends.selectors import admin_token_digest, backend_route, gateway_settin
 from backends.snapshot import BackendRoute
 from backends.specs import BackendSpec
 from backends.url_policy import UrlDenied, url_check
+from orgs.license_gates import backend_add_check, backend_remove_check, static_backends_check
+from orgs.licenses import license_state_get
+from orgs.models import DEFAULT_ORGANISATION, Organisation
+from orgs.services import default_organisation_pk
 from traffic import services as traffic_services
 
 logger = logging.getLogger(__name__)
@@ -51,6 +55,20 @@ class StaticDiff:
 def routing_version_bump() -> None:
     GatewaySettings.objects.get_or_create(pk=1)
     GatewaySettings.objects.filter(pk=1).update(routing_version=F("routing_version") + 1)
+
+
+def worker_heartbeat(*, instance: str, now=None) -> None:
+    """This instance is alive (see ``backends.heartbeat``)."""
+    WorkerIdentity.objects.filter(instance=instance).update(last_seen_at=now or timezone.now())
+
+
+def worker_heartbeat_clear(*, instance: str, last_beat=None) -> None:
+    """A clean stop: the instance no longer counts against the cloud-worker limit. With
+    ``last_beat``, only if nobody beat since: a zero-downtime replacement shares the name."""
+    rows = WorkerIdentity.objects.filter(instance=instance)
+    if last_beat is not None:
+        rows = rows.filter(last_seen_at=last_beat)
+    rows.update(last_seen_at=None)
 
 
 def worker_identity_ensure(*, instance: str) -> str:
@@ -123,22 +141,32 @@ def _stored_key(backend: Backend) -> str | None:
 def backends_static_apply(*, specs: list[BackendSpec]) -> StaticDiff:
     """Make the static backends match ``specs``: add, update, and drop those no longer listed."""
     added, changed = [], []
+    reordered = False
     wanted = {spec.name for spec in specs}
-    for spec in specs:
+    # The installation's (default organisation's) license caps the static backends.
+    static_backends_check(license_state_get(DEFAULT_ORGANISATION), count=len(specs))
+    default_pk = default_organisation_pk()
+    for position, spec in enumerate(specs):
         backend = Backend.objects.filter(name=spec.name).first()
         before = audit_state(backend)
         if backend is None:
-            backend = Backend(name=spec.name)
+            backend = Backend(name=spec.name, organisation_id=default_pk, config_position=position)
             _apply_spec(backend, spec)
             backend.save()
             added.append(spec.name)
             audit_backend_change(before=before, backend=backend, name=spec.name, actor="config", source="config")
-        elif _apply_spec(backend, spec):
+        elif _apply_spec(backend, spec) or backend.organisation_id != default_pk:
             if backend.url != spec.url or backend.kind != spec.kind:
                 backend.health_status = HealthStatus.UNKNOWN
+            backend.organisation_id, backend.config_position = default_pk, position
             backend.save()
             changed.append(spec.name)
             audit_backend_change(before=before, backend=backend, name=spec.name, actor="config", source="config")
+        elif backend.config_position != position:
+            # Only its place in the file moved: not a change of the backend, but of Free's
+            # routing order.
+            Backend.objects.filter(pk=backend.pk).update(config_position=position)
+            reordered = True
     stale = Backend.objects.filter(source=BackendSource.STATIC).exclude(name__in=wanted)
     removed = sorted(stale.values_list("name", flat=True))
     for backend in stale:
@@ -147,7 +175,7 @@ def backends_static_apply(*, specs: list[BackendSpec]) -> StaticDiff:
         )
     stale.delete()
     diff = StaticDiff(added, changed, removed)
-    if diff:
+    if diff or reordered:
         routing_version_bump()
     return diff
 
@@ -293,7 +321,10 @@ def backend_save(
     *, backend: Backend, api_key: str | None = None, actor: str = "system", source: str = AuditSource.SYSTEM
 ) -> Backend:
     """Persist edits made to ``backend`` (admin form); a non-empty ``api_key`` replaces the key."""
-    before = audit_state(Backend.objects.filter(pk=backend.pk).first() if backend.pk else None)
+    previous = Backend.objects.filter(pk=backend.pk).first() if backend.pk else None
+    if previous is None or previous.organisation_id != backend.organisation_id:
+        _backend_add_check(organisation_id=backend.organisation_id)
+    before = audit_state(previous)
     if api_key:
         backend.set_api_key(api_key)
     backend.save()
@@ -306,6 +337,9 @@ def backend_save(
 
 @transaction.atomic
 def backend_delete(*, backend: Backend, actor: str = "system", source: str = AuditSource.SYSTEM) -> None:
+    """Remove a backend; raises LicenseLimit where the owner's license has no runtime removal."""
+    if backend.source != BackendSource.STATIC:
+        backend_remove_check(license_state_get(backend.organisation.slug))
     audit_backend_change(before=audit_state(backend), backend=None, name=backend.name, actor=actor, source=source)
     backend.delete()
     routing_version_bump()
@@ -319,6 +353,18 @@ CONNECTION_FIELDS = frozenset({"type", "url", "api_key", "headers"})
 
 class BackendNameTaken(ValueError):
     """Another backend already has this name."""
+
+
+class UnknownOrganisation(ValueError):
+    """No organisation has this slug."""
+
+
+def _backend_add_check(*, organisation_id: int) -> None:
+    """Call inside the write's transaction: the organisation's row lock serialises concurrent
+    adds, so two of them cannot both take the last place under the limit."""
+    owner = Organisation.objects.select_for_update().get(pk=organisation_id)
+    existing = Backend.objects.filter(organisation_id=organisation_id).count()
+    backend_add_check(license_state_get(owner.slug), existing=existing)
 
 
 def _has_adapter(kind: str) -> bool:
@@ -395,11 +441,24 @@ def backend_create(
     headers: dict[str, str] | None = None,
     actor: str,
     source: str = AuditSource.API,
+    organisation: str = DEFAULT_ORGANISATION,
 ) -> Backend:
-    """Add a runtime backend; its models are discovered right after the commit."""
+    """Add a runtime backend to ``organisation`` (a slug); its models are discovered right
+    after the commit. Raises LicenseLimit when the organisation's license does not allow it,
+    UnknownOrganisation when there is no such organisation."""
     try:
         with transaction.atomic():
+            slug = organisation or DEFAULT_ORGANISATION
+            owner = (
+                Organisation.objects.filter(pk=default_organisation_pk()).first()
+                if slug == DEFAULT_ORGANISATION
+                else Organisation.objects.filter(slug=slug).first()
+            )
+            if owner is None:
+                raise UnknownOrganisation(f"no organisation {organisation!r}")
+            _backend_add_check(organisation_id=owner.pk)
             backend = Backend(
+                organisation=owner,
                 name=name,
                 kind=kind,
                 url=url,

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+from orgs.models import DEFAULT_ORGANISATION
+
 # Health states that take a backend out of routing until it recovers.
 EXCLUDED_HEALTH = frozenset({"unhealthy", "auth_failed"})
 
@@ -30,6 +32,10 @@ class BackendRoute:
     # How many probes have succeeded; one newer than a circuit's opening closes the circuit.
     healthy_probes: int = 0
     model_count: int = 0
+    # The owning organisation's slug.
+    organisation: str = DEFAULT_ORGANISATION
+    # Place in configuration order (flags/config file, then creation): Free routes by it.
+    config_order: int = 0
 
     @property
     def probe_excluded(self) -> bool:
@@ -48,11 +54,20 @@ class RoutingSnapshot:
     # model id -> disabled backends that list it, for models no enabled backend lists: such a
     # model is unavailable, not unknown, so it is not sent to the default backend.
     disabled_models: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # organisation slug -> the snapshot restricted to what it may use, precomputed at build
+    # time. Empty for a snapshot that is itself a view (or assembled without organisations).
+    views: dict[str, RoutingSnapshot] = field(default_factory=dict, repr=False)
 
     def for_org(self, organisation: str) -> RoutingSnapshot:
-        """What an organisation's requests may route to ("" means the default organisation).
-        (Per-organisation views are filled in with backend ownership.)"""
-        return self
+        """What an organisation's requests may route to: its own backends, plus the default
+        organisation's when it shares them. "" and unknown slugs mean the default organisation."""
+        views = self.views
+        if not views:
+            return self
+        view = views.get(organisation)
+        if view is None:
+            view = views.get(DEFAULT_ORGANISATION, self)
+        return view
 
     def default_route(self) -> BackendRoute | None:
         route = self.backends.get(self.default_backend)
@@ -66,9 +81,61 @@ def snapshot_assemble(
     routes: list[BackendRoute],
     models: dict[str, list[tuple[str, int | None]]],
     default_backend: str,
+    organisations: dict[str, bool] | None = None,
+    priority_routing: dict[str, bool] | None = None,
 ) -> RoutingSnapshot:
-    """Index backends and their models for routing. ``models`` maps backend -> [(id, created)]."""
-    ordered = sorted(routes, key=lambda r: (r.priority, r.name))
+    """Index backends and their models for routing. ``models`` maps backend -> [(id, created)].
+
+    With ``organisations`` (slug -> shares the default organisation's backends), a view per
+    organisation is precomputed. ``priority_routing`` (slug -> whether its license has it;
+    missing means yes) orders each view's backends by priority or else by configuration order.
+    """
+    snapshot = _assemble(
+        version=version, worker_id=worker_id, routes=routes, models=models, default_backend=default_backend
+    )
+    if organisations is None:
+        return snapshot
+    priority_routing = priority_routing or {}
+    views = {}
+    for slug, shares_default in {**organisations, DEFAULT_ORGANISATION: False}.items():
+        visible = [
+            r for r in routes if r.organisation == slug or (shares_default and r.organisation == DEFAULT_ORGANISATION)
+        ]
+        visible_names = {r.name for r in visible}
+        views[slug] = _assemble(
+            version=version,
+            worker_id=worker_id,
+            routes=visible,
+            models=models,
+            # The default backend applies only where the organisation may use it.
+            default_backend=default_backend if default_backend in visible_names else "",
+            by_priority=priority_routing.get(slug, True),
+        )
+    return RoutingSnapshot(
+        version=snapshot.version,
+        worker_id=snapshot.worker_id,
+        backends=snapshot.backends,
+        model_routes=snapshot.model_routes,
+        default_backend=snapshot.default_backend,
+        models_body=snapshot.models_body,
+        disabled_models=snapshot.disabled_models,
+        views=views,
+    )
+
+
+def _assemble(
+    *,
+    version: int,
+    worker_id: str,
+    routes: list[BackendRoute],
+    models: dict[str, list[tuple[str, int | None]]],
+    default_backend: str,
+    by_priority: bool = True,
+) -> RoutingSnapshot:
+    # Without priority routing (Free), a model goes to its first healthy backend in
+    # configuration order.
+    order = (lambda r: (r.priority, r.name)) if by_priority else (lambda r: (r.config_order, r.name))
+    ordered = sorted(routes, key=order)
     model_routes: dict[str, list[BackendRoute]] = {}
     catalogue: dict[str, dict] = {}
     disabled: dict[str, list[str]] = {}

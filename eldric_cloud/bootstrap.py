@@ -34,6 +34,17 @@ def database_description() -> str:
 
 
 def prepare(options) -> StartupState:
+    from backends.services import worker_heartbeat_clear
+
+    try:
+        return _prepare(options)
+    except ConfigError:
+        # Registered as live by license_prepare, but not starting after all: stop counting now.
+        worker_heartbeat_clear(instance=settings.ELDRIC_INSTANCE)
+        raise
+
+
+def _prepare(options) -> StartupState:
     from backends import selectors
     from backends.models import HealthStatus
     from backends.services import (
@@ -52,6 +63,7 @@ def prepare(options) -> StartupState:
             settings.ELDRIC_ENCRYPTION_KEY_FILE,
         )
     worker_id = worker_identity_ensure(instance=settings.ELDRIC_INSTANCE)
+    license_prepare(options)
     from backends.api_auth import admin_token_banner
     from backends.services import admin_token_ensure
 
@@ -65,7 +77,12 @@ def prepare(options) -> StartupState:
     for spec in options.backends:
         if denial := policy.check(spec.url):
             raise ConfigError(f"backend {spec.name!r}: url {spec.url} is not allowed: {denial}; see {SETTING}")
-    diff = backends_static_apply(specs=options.backends)
+    from orgs.license_gates import LicenseLimit
+
+    try:
+        diff = backends_static_apply(specs=options.backends)
+    except LicenseLimit as exc:
+        raise ConfigError(str(exc)) from None
     if diff.removed:
         logger.info("static backends no longer configured, removed: %s", ", ".join(diff.removed))
     names = selectors.backend_names()
@@ -112,6 +129,43 @@ def prepare(options) -> StartupState:
         database_description(),
     )
     return StartupState(worker_id=worker_id, backends=names, models=models)
+
+
+def license_prepare(options) -> None:
+    """Install the license given at start-up, then refuse to start past the license's
+    cloud-worker limit. This instance registers its heartbeat before serving, so instances
+    starting one after another see each other."""
+    from backends.selectors import live_instances_count
+    from backends.services import worker_heartbeat
+    from orgs.license_files import LicenseInvalid
+    from orgs.license_gates import LicenseLimit, instances_check
+    from orgs.licenses import license_state_get
+    from orgs.services import default_organisation_ensure, license_install_file
+
+    default_organisation_ensure()
+    path = getattr(options, "license_path", None) or settings.ELDRIC_LICENSE_FILE
+    if path:
+        origin = "--license" if getattr(options, "license_path", None) else "ELDRIC_LICENSE_FILE"
+        try:
+            license_install_file(path=path)
+        except LicenseInvalid as exc:
+            raise ConfigError(f"{origin} {path}: not a valid license: {exc}") from None
+    state = license_state_get()
+    try:
+        instances_check(state, live_others=live_instances_count(exclude_instance=settings.ELDRIC_INSTANCE))
+    except LicenseLimit as exc:
+        raise ConfigError(
+            f"{exc} Instances count while their heartbeat is under {settings.ELDRIC_INSTANCE_LIVE_SECONDS:g} s "
+            "old, one per ELDRIC_INSTANCE name."
+        ) from None
+    worker_heartbeat(instance=settings.ELDRIC_INSTANCE)
+    described = state.describe()
+    logger.info(
+        "license: %s (%s%s)",
+        described["tier"],
+        described["status"],
+        f", {described['license_id']} expires {described['expires_at']}" if described["license_id"] else "",
+    )
 
 
 def _die_with_parent() -> None:
@@ -179,6 +233,19 @@ def stop_embedded_worker(process: subprocess.Popen) -> None:
 
 def serve(options, state: StartupState, reloader=None) -> int:
     """Serve until SIGTERM/SIGINT has drained the server; returns the exit status."""
+    from backends.heartbeat import InstanceHeartbeat
+
+    # Started here, after the embedded worker's fork (see start_embedded_worker). Its first
+    # beat logs the license warning, if any; later ones repeat it once a day.
+    heartbeat = InstanceHeartbeat(instance=settings.ELDRIC_INSTANCE, interval=settings.ELDRIC_HEARTBEAT_SECONDS)
+    heartbeat.start()
+    try:
+        return _serve(options, reloader)
+    finally:
+        heartbeat.stop()
+
+
+def _serve(options, reloader) -> int:
     from eldric_cloud.server.limits import ServerLimits
     from eldric_cloud.server.listener import bound_socket
 

@@ -31,6 +31,7 @@ environment:
   ELDRIC_DATA_DIR     where SQLite, keys and the embedded broker live (default ./var)
   DATABASE_URL        e.g. postgres://user@host/db (default: SQLite in the data dir)
   REDIS_URL           Redis for Celery and the cache (default: none needed)
+  ELDRIC_LICENSE_FILE, ELDRIC_LICENSE_PUBLIC_KEYS   the license and the keys it must be signed with
   See the README for every variable.
 """
 
@@ -71,6 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="zero-downtime restart: once ready, send SIGTERM to PID (the running eldric-cloudd, which drains); "
         "implies --reuse-port, and the old process must have been started with it",
     )
+    parser.add_argument(
+        "--license",
+        metavar="FILE",
+        help="install this license file (from license_issue) at start-up; also ELDRIC_LICENSE_FILE. "
+        "Without one the Free tier applies",
+    )
     parser.add_argument("--data-dir", metavar="DIR", help="overrides ELDRIC_DATA_DIR")
     parser.add_argument(
         "--no-worker",
@@ -94,6 +101,7 @@ class Options:
         self.config_path = args.config
         self.embedded_worker = not args.no_worker
         self.data_dir = args.data_dir
+        self.license_path = args.license
         self.replace_pid = args.replace
         self.reuse_port = args.reuse_port or bool(args.replace)
         if not 0 < self.port < 65536:

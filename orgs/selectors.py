@@ -32,3 +32,12 @@ def organisation_records_get() -> dict[str, OrgRecord]:
         )
         for org in Organisation.objects.all()
     }
+
+
+def organisation_sharing_get() -> dict[str, bool]:
+    """slug -> whether its requests may also use the default organisation's backends."""
+    return dict(Organisation.objects.values_list("slug", "share_default_backends"))
+
+
+def organisation_exists(slug: str) -> bool:
+    return Organisation.objects.filter(slug=slug).exists()

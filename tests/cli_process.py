@@ -27,6 +27,16 @@ def clean_environment(**extra: str) -> dict[str, str]:
     return env
 
 
+def license_environment() -> dict[str, str]:
+    """By default a child process trusts the test session's signing key and installs an
+    Enterprise license for the default organisation, so runs are not capped by Free's limits.
+    Pass ``ELDRIC_LICENSE_FILE=""`` (or other values) in ``env`` to run under another tier."""
+    from tests.licenses.support import session_key
+
+    key = session_key()
+    return {"ELDRIC_LICENSE_PUBLIC_KEYS": key.public, "ELDRIC_LICENSE_FILE": str(key.enterprise_file)}
+
+
 def write_config(path: Path, config: dict) -> None:
     """Write in place (same inode), the way most editors and config tools do."""
     path.write_text(json.dumps(config, indent=2))
@@ -55,11 +65,14 @@ class GatewayProcess:
         if not worker:
             self.args.append("--no-worker")
         self.env = clean_environment(
-            ELDRIC_DATA_DIR=str(self.data_dir),
-            ELDRIC_SNAPSHOT_POLL_SECONDS="0.2",
-            ELDRIC_LOG_LEVEL="INFO",
-            PYTHONUNBUFFERED="1",
-            **(env or {}),
+            **{
+                **license_environment(),
+                "ELDRIC_DATA_DIR": str(self.data_dir),
+                "ELDRIC_SNAPSHOT_POLL_SECONDS": "0.2",
+                "ELDRIC_LOG_LEVEL": "INFO",
+                "PYTHONUNBUFFERED": "1",
+                **(env or {}),
+            }
         )
         self.process: subprocess.Popen | None = None
 
@@ -161,7 +174,7 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) 
     return subprocess.run(
         [str(BIN / "eldric-cloudd"), *args],
         check=False,
-        env=clean_environment(ELDRIC_DATA_DIR=data_dir, **(env or {})),
+        env=clean_environment(**{**license_environment(), "ELDRIC_DATA_DIR": data_dir, **(env or {})}),
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -10,6 +10,52 @@ from tests.fakes.server import FakeProvider
 REQUIRE_SERVICES = os.environ.get("ELDRIC_REQUIRE_SERVICES") == "1"
 
 
+def pytest_configure(config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "license_tier(tier): run a database test with this tier's license installed for the default "
+        "organisation ('free' installs none); the default is enterprise",
+    )
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _trusted_license_key():
+    """The test session's license signing key is the one this deployment trusts."""
+    from django.conf import settings
+
+    from tests.licenses.support import session_key
+
+    settings.ELDRIC_LICENSE_PUBLIC_KEYS = [session_key().public]
+    return session_key()
+
+
+@pytest.fixture
+def license_key(_trusted_license_key):
+    """Signs licenses the deployment trusts: ``license_key.issue(tier=..., organisation=...)``."""
+    return _trusted_license_key
+
+
+@pytest.fixture(autouse=True)
+def _installed_license(request, _trusted_license_key):
+    """Database tests run with a real signed Enterprise license for the default organisation,
+    so the many tests that add backends at runtime are not stopped by Free's limits. Mark a
+    test ``@pytest.mark.license_tier("free")`` (or another tier) to run it under that tier."""
+    marker = request.node.get_closest_marker("license_tier")
+    tier = marker.args[0] if marker else "enterprise"
+    db_marker = request.node.get_closest_marker("django_db")
+    names = request.fixturenames
+    if "transactional_db" in names or (db_marker and db_marker.kwargs.get("transaction")):
+        request.getfixturevalue("transactional_db")
+    elif "db" in names or db_marker is not None:
+        request.getfixturevalue("db")
+    else:
+        return
+    if tier != "free":
+        from orgs.services import license_install
+
+        license_install(document=_trusted_license_key.issue(tier=tier))
+
+
 def service_missing(what: str) -> None:
     """Fail under CI (ELDRIC_REQUIRE_SERVICES=1), skip on a laptop without the service."""
     if REQUIRE_SERVICES:

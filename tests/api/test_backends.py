@@ -174,6 +174,7 @@ def test_list_keeps_its_shape(api, upstream):
     assert [b["name"] for b in body["data"]] == ["first", "up"]
     assert set(body["data"][0]) == {
         "name",
+        "organisation",
         "type",
         "url",
         "priority",

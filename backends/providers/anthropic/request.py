@@ -22,6 +22,8 @@ DEFAULT_MAX_TOKENS = 4096
 # never below Anthropic's minimum budget of 1024).
 THINKING_BUDGETS = {"minimal": 1024, "low": 1024, "medium": 2048, "high": 4096, "xhigh": 8192}
 MIN_THINKING_BUDGET = 1024
+# OpenAI ``tool_choice`` strings -> Anthropic ``tool_choice.type`` (a named function becomes ``tool``).
+TOOL_CHOICE_TYPES = {"auto": "auto", "none": "none", "required": "any"}
 
 # Top-level OpenAI fields this module reads. Any other field is dropped with a warning.
 HANDLED_FIELDS = TRANSLATED_FIELDS | {
@@ -187,12 +189,10 @@ def convert_tool(tool, param: str = "tools[0]") -> dict:
 def convert_tool_choice(choice, parallel) -> dict | None:
     if choice is None:
         converted = None
-    elif choice == "auto":
-        converted = {"type": "auto"}
-    elif choice == "none":
-        return {"type": "none"}
-    elif choice == "required":
-        converted = {"type": "any"}
+    elif isinstance(choice, str) and choice in TOOL_CHOICE_TYPES:
+        converted = {"type": TOOL_CHOICE_TYPES[choice]}
+        if choice == "none":
+            return converted
     elif (
         isinstance(choice, dict)
         and isinstance(choice.get("function"), dict)
