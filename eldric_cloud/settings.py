@@ -237,6 +237,7 @@ DEFAULT_EXCEPTION_REPORTER_FILTER = "backends.debug_filter.SecretMaskingReporter
 
 # --- Celery; organisations and licenses, client keys and limits, usage and cost --------
 from eldric_cloud.celery_settings import *  # noqa: E402,F403
+from eldric_cloud.settings_parts.controller import *  # noqa: E402,F403
 from eldric_cloud.settings_parts.keys import *  # noqa: E402,F403
 from eldric_cloud.settings_parts.licenses import *  # noqa: E402,F403
 from eldric_cloud.settings_parts.usage import *  # noqa: E402,F403

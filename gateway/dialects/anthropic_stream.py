@@ -1,0 +1,264 @@
+"""OpenAI ``chat.completion.chunk`` stream -> Anthropic Messages SSE events.
+
+It reads what ``gateway.streaming`` relays: OpenAI SSE bytes, cut anywhere (a passthrough
+upstream's raw bytes, or the frames a translating adapter such as Cohere's or Ollama's wrote),
+so it can sit after the adapter's own translator. ``feed_chunk`` takes an already parsed chunk.
+Like the adapters' translators, ``feed`` and ``close`` never raise: whatever arrives ends, at
+worst, in an Anthropic ``error`` event.
+
+Anthropic's order is kept: ``message_start``; per block ``content_block_start``, its deltas,
+``content_block_stop``; then ``message_delta`` (stop reason, usage) and ``message_stop``. OpenAI
+sends usage in a chunk after the one with ``finish_reason``, so ``message_delta`` waits for
+``[DONE]`` (or the end of the stream).
+"""
+
+from __future__ import annotations
+
+import json
+
+from backends.providers.base import OpenAIError, clean_text, parse_json
+from gateway.dialects.anthropic_answer import (
+    anthropic_error_event,
+    anthropic_usage,
+    message_id,
+    stop_reason,
+)
+
+# The first form of a text or thinking block, as Anthropic starts them.
+EMPTY_BLOCKS = {"text": {"type": "text", "text": ""}, "thinking": {"type": "thinking", "thinking": "", "signature": ""}}
+
+
+def event(name: str, data: dict) -> bytes:
+    return b"event: " + name.encode() + b"\ndata: " + json.dumps(data, separators=(",", ":")).encode() + b"\n\n"
+
+
+class OpenAIToAnthropicStream:
+    """One per stream. ``usage`` is the OpenAI-shaped usage once reported, for the gateway's accounting."""
+
+    def __init__(self, requested_model: str) -> None:
+        self.model = requested_model
+        self.usage: dict | None = None
+        self._buffer = b""
+        self._data: list[bytes] = []
+        self._started = False
+        self._ended = False
+        self._finish: str | None = None
+        self._next_index = 0
+        # The open block: ("text" | "thinking" | "tool", OpenAI tool index or None), Anthropic index.
+        self._open: tuple[str, int | None] | None = None
+        self._open_index = -1
+        # OpenAI tool_calls index -> Anthropic content block index.
+        self._tools: dict[int, int] = {}
+        self._saw_tool = False
+
+    # --- framing ------------------------------------------------------------------------------
+    def feed(self, data: bytes) -> list[bytes]:
+        if self._ended or not data:
+            return []
+        self._buffer += data
+        if b"\n" not in self._buffer:
+            return []
+        *lines, self._buffer = self._buffer.split(b"\n")
+        out: list[bytes] = []
+        for line in lines:
+            self._line(line.rstrip(b"\r"), out)
+            if self._ended:
+                break
+        return out
+
+    def feed_chunk(self, chunk) -> list[bytes]:
+        out: list[bytes] = []
+        if not self._ended:
+            self._chunk(chunk, out)
+        return out
+
+    def close(self) -> list[bytes]:
+        """The upstream ended: the remaining events (at least one)."""
+        if self._ended:
+            return []
+        out: list[bytes] = []
+        if self._buffer:
+            self._line(self._buffer.rstrip(b"\r"), out)
+            self._buffer = b""
+        if not self._ended:
+            self._line(b"", out)
+        if self._ended:
+            return out
+        if self._finish is None:
+            self._fail(OpenAIError(502, "the backend ended the stream before the message was complete"), out)
+        else:
+            self._complete(out)  # finish_reason came, [DONE] did not: the answer is whole
+        return out
+
+    def error(self, error: OpenAIError) -> list[bytes]:
+        """End the stream with an Anthropic ``error`` event (the relay's failures: timeouts, resets)."""
+        if self._ended:
+            return []
+        out: list[bytes] = []
+        self._fail(error, out)
+        return out
+
+    def _line(self, line: bytes, out: list[bytes]) -> None:
+        if not line:
+            if self._data:
+                raw, self._data = b"\n".join(self._data), []
+                self._payload(raw, out)
+            return
+        if line.startswith(b":"):
+            return  # SSE comment
+        field, _, value = line.partition(b":")
+        if field == b"data":
+            self._data.append(value[1:] if value.startswith(b" ") else value)
+
+    def _payload(self, raw: bytes, out: list[bytes]) -> None:
+        if raw.strip() == b"[DONE]":
+            self._done(out)
+            return
+        try:
+            chunk = parse_json(raw)
+        except (ValueError, UnicodeDecodeError):
+            self._fail(OpenAIError(502, "the backend sent a stream event that is not JSON"), out)
+            return
+        self._chunk(chunk, out)
+
+    # --- chunks -------------------------------------------------------------------------------
+    def _chunk(self, chunk, out: list[bytes]) -> None:
+        if not isinstance(chunk, dict):
+            return
+        if "error" in chunk and chunk.get("error") is not None:
+            self._upstream_error(chunk["error"], out)
+            return
+        self._start(chunk, out)
+        if isinstance(chunk.get("usage"), dict):
+            self.usage = chunk["usage"]
+        choices = chunk.get("choices")
+        choice = choices[0] if isinstance(choices, list) and choices else None
+        if not isinstance(choice, dict):
+            return
+        delta = choice.get("delta") if isinstance(choice.get("delta"), dict) else {}
+        for key in ("reasoning_content", "reasoning"):
+            if _text(delta.get(key)):
+                self._text_delta("thinking", delta[key], out)
+                break
+        if _text(delta.get("content")):
+            self._text_delta("text", delta["content"], out)
+        blocks = delta.get("thinking_blocks")
+        for block in blocks if isinstance(blocks, list) else ():
+            if isinstance(block, dict):
+                self._thinking_block(block, out)
+        calls = delta.get("tool_calls")
+        for position, call in enumerate(calls if isinstance(calls, list) else ()):
+            if isinstance(call, dict):
+                self._tool_delta(call, position, out)
+        if isinstance(choice.get("finish_reason"), str) and choice["finish_reason"]:
+            self._finish = choice["finish_reason"]
+            self._close_block(out)
+
+    def _start(self, chunk: dict, out: list[bytes]) -> None:
+        if self._started:
+            return
+        self._started = True
+        message = {
+            "id": message_id(chunk.get("id")),
+            "type": "message",
+            "role": "assistant",
+            "model": self.model,
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": {"input_tokens": 0, "output_tokens": 0},
+        }
+        out.append(event("message_start", {"type": "message_start", "message": message}))
+
+    def _open_block(self, key: tuple[str, int | None], block: dict, out: list[bytes]) -> int:
+        self._close_block(out)
+        index = self._next_index
+        self._next_index += 1
+        self._open, self._open_index = key, index
+        start = {"type": "content_block_start", "index": index, "content_block": block}
+        out.append(event("content_block_start", start))
+        return index
+
+    def _close_block(self, out: list[bytes]) -> None:
+        if self._open is None:
+            return
+        out.append(event("content_block_stop", {"type": "content_block_stop", "index": self._open_index}))
+        self._open = None
+
+    def _text_delta(self, kind: str, text: str, out: list[bytes]) -> None:
+        if self._open != (kind, None):
+            self._open_block((kind, None), dict(EMPTY_BLOCKS[kind]), out)
+        delta = {"type": "text_delta", "text": text} if kind == "text" else {"type": "thinking_delta", "thinking": text}
+        payload = {"type": "content_block_delta", "index": self._open_index, "delta": delta}
+        out.append(event("content_block_delta", payload))
+
+    def _thinking_block(self, block: dict, out: list[bytes]) -> None:
+        """A signed or redacted thinking block (from an Anthropic adapter's stream): keep it replayable."""
+        if block.get("type") == "thinking" and _text(block.get("signature")):
+            if self._open != ("thinking", None):
+                self._open_block(("thinking", None), dict(EMPTY_BLOCKS["thinking"]), out)
+            delta = {"type": "signature_delta", "signature": block["signature"]}
+            out.append(
+                event("content_block_delta", {"type": "content_block_delta", "index": self._open_index, "delta": delta})
+            )
+            self._close_block(out)
+        elif block.get("type") == "redacted_thinking" and _text(block.get("data")):
+            self._open_block(("redacted_thinking", None), {"type": "redacted_thinking", "data": block["data"]}, out)
+            self._close_block(out)
+
+    def _tool_delta(self, call: dict, position: int, out: list[bytes]) -> None:
+        tool = call.get("index")
+        if isinstance(tool, bool) or not isinstance(tool, int):
+            tool = position
+        function = call.get("function") if isinstance(call.get("function"), dict) else {}
+        if tool not in self._tools:
+            block = {
+                "type": "tool_use",
+                "id": _text(call.get("id")) or f"toolu_{self._next_index}",
+                "name": _text(function.get("name")),
+                "input": {},
+            }
+            self._tools[tool] = self._open_block(("tool", tool), block, out)
+            self._saw_tool = True
+        arguments = _text(function.get("arguments"))
+        if arguments:
+            # Arguments for a tool whose block already closed (interleaved upstream deltas) still
+            # name its index: Anthropic's SDKs accumulate by index.
+            delta = {"type": "input_json_delta", "partial_json": arguments}
+            payload = {"type": "content_block_delta", "index": self._tools[tool], "delta": delta}
+            out.append(event("content_block_delta", payload))
+
+    # --- ends ---------------------------------------------------------------------------------
+    def _done(self, out: list[bytes]) -> None:
+        if self._finish is None:
+            self._fail(OpenAIError(502, "the backend ended the stream without a finish reason"), out)
+            return
+        self._complete(out)
+
+    def _complete(self, out: list[bytes]) -> None:
+        self._start({}, out)
+        self._close_block(out)
+        reason = stop_reason(self._finish)
+        if reason == "end_turn" and self._saw_tool:
+            reason = "tool_use"
+        usage = anthropic_usage(self.usage)
+        delta = {"type": "message_delta", "delta": {"stop_reason": reason, "stop_sequence": None}, "usage": usage}
+        out.append(event("message_delta", delta))
+        out.append(event("message_stop", {"type": "message_stop"}))
+        self._ended = True
+
+    def _upstream_error(self, inner, out: list[bytes]) -> None:
+        message = inner.get("message") if isinstance(inner, dict) else inner
+        status = 500
+        if isinstance(inner, dict) and isinstance(inner.get("code"), int) and 400 <= inner["code"] <= 599:
+            status = inner["code"]
+        text = clean_text(message) if isinstance(message, str) else ""
+        self._fail(OpenAIError(status, text or "the backend reported an error mid-stream"), out)
+
+    def _fail(self, error: OpenAIError, out: list[bytes]) -> None:
+        out.append(anthropic_error_event(error))
+        self._ended = True
+
+
+def _text(value) -> str:
+    return value if isinstance(value, str) else ""

@@ -1,0 +1,259 @@
+"""``POST /v1/messages`` and ``POST /v1/messages/count_tokens``: Anthropic's Messages API as an ingress.
+
+Not routed yet (``gateway.app.ROUTES`` is the lead's). How it works today, without changing
+the chat pipeline: the Anthropic request is validated and translated to an OpenAI chat request
+(``gateway.dialects.anthropic_messages``), and the chat handler ``views._inference`` runs on it
+unchanged (authentication, model allow-lists, limits, routing, failover, streaming relay,
+accounting); an ``AnthropicResponder`` around the client's ``Responder`` turns everything that
+pipeline writes (answers, stream frames, errors) into Anthropic's shapes on the way out.
+
+What it cannot do without a change in ``gateway.proxy``: send the client's bytes unchanged to a
+``type: anthropic`` backend. Until ``_try`` learns that (see ``AnthropicResponder.passthrough``),
+such a backend gets the request through the OpenAI form and the Anthropic adapter, which drops
+what the OpenAI form cannot hold (``docs/translation/messages-ingress.md``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+import httpx
+
+from backends.providers.anthropic import anthropic_headers
+from backends.providers.base import OpenAIError, ProviderError, parse_json
+from gateway import routing
+from gateway.asgi_io import JSON, RequestRejected, Responder, header, read_body
+from gateway.auth import model_forbidden
+from gateway.dialects.anthropic_messages import (
+    DroppedFieldLog,
+    MessagesRequestError,
+    OpenAIToAnthropicStream,
+    anthropic_error,
+    count_tokens_estimate,
+    from_openai_completion,
+    parse_messages,
+    to_openai_chat,
+)
+from gateway.proxy import CHAT
+from gateway.views import _inference, allow_header, authenticate_request, method_not_allowed, parse_chat
+
+if TYPE_CHECKING:
+    from gateway.context import RequestContext
+    from gateway.pipeline import Gateway
+
+logger = logging.getLogger(__name__)
+
+
+class AnthropicResponder(Responder):
+    """A ``Responder`` that speaks Anthropic: what the chat pipeline writes in OpenAI's shape
+    (a ``chat.completion``, chunk frames, error envelopes) reaches the client as a ``message``,
+    Messages events and ``{"type":"error",...}``.
+
+    ``passthrough`` is for the proxy to set when the attempt it makes goes to an Anthropic
+    backend with the client's own bytes: then answers and streams go out as they came.
+    """
+
+    def __init__(self, out: Responder, requested_model: str = "") -> None:
+        super().__init__(out._send, out.ctx, close_connection=out.close_connection)
+        self.requested_model = requested_model
+        self.passthrough = False
+        self._translator: OpenAIToAnthropicStream | None = None
+
+    async def error(self, error: OpenAIError, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+        extra = list(headers or [])
+        if error.retry_after is not None:
+            extra.append((b"retry-after", str(max(1, round(error.retry_after))).encode()))
+        self.ctx.fail(error.status, error.type or error.as_dict()["error"]["type"], error.code)
+        await self._raw_bytes(error.status, anthropic_error(error.status, error), extra)
+
+    async def bytes(
+        self, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None, content_type: bytes = JSON
+    ) -> None:
+        if status < 300 and not self.passthrough:
+            try:
+                message = from_openai_completion(parse_json(body), self.requested_model)
+            except (ProviderError, ValueError, TypeError):
+                await self.error(
+                    OpenAIError(502, "the backend's answer could not be read", type="api_error", code="invalid_answer")
+                )
+                return
+            body = json.dumps(message, ensure_ascii=False).encode()
+        await self._raw_bytes(status, body, headers, content_type)
+
+    async def _raw_bytes(self, status, body: bytes, headers, content_type: bytes = JSON) -> None:
+        await Responder.bytes(self, status, body, headers, content_type)
+
+    async def body(self, data: bytes, *, more: bool = False) -> None:
+        if not self.streaming or self.passthrough:
+            await super().body(data, more=more)
+            return
+        translator = self._stream()
+        frames = translator.feed(data) if data else []
+        if not more:
+            frames += translator.close()
+        await super().body(b"".join(frames), more=more)
+
+    async def end_stream_with_error(self, error: OpenAIError) -> None:
+        ctx = self.ctx
+        ctx.error_type = error.type or error.as_dict()["error"]["type"]
+        ctx.error_code = "" if error.code is None else str(error.code)
+        if self.passthrough:
+            await super().body(b"event: error\ndata: " + anthropic_error(error.status, error) + b"\n\n")
+            return
+        await super().body(b"".join(self._stream().error(error)))
+
+    def _stream(self) -> OpenAIToAnthropicStream:
+        if self._translator is None:
+            self._translator = OpenAIToAnthropicStream(self.requested_model)
+        return self._translator
+
+
+class MessagesIngress:
+    """The handlers, with the state they keep: which dropped fields were already logged.
+
+    Built once with the gateway (``MessagesIngress()``) and its two methods routed.
+    """
+
+    def __init__(self, dropped_log: DroppedFieldLog | None = None) -> None:
+        self.dropped_log = dropped_log or DroppedFieldLog()
+
+    async def messages(self, gw: Gateway, ctx: RequestContext, scope, receive, out: Responder) -> None:
+        answer = AnthropicResponder(out)
+        async with _error_boundary(ctx, scope, answer):
+            await self._messages(gw, ctx, scope, receive, answer)
+
+    async def count_tokens(self, gw: Gateway, ctx: RequestContext, scope, receive, out: Responder) -> None:
+        answer = AnthropicResponder(out)
+        async with _error_boundary(ctx, scope, answer):
+            await self._count_tokens(gw, ctx, scope, receive, answer)
+
+    async def _messages(self, gw: Gateway, ctx: RequestContext, scope, receive, answer: AnthropicResponder) -> None:
+        body = await _read_authenticated(gw, ctx, scope, receive, answer)
+        if body is None:
+            return
+        try:
+            payload, model = parse_messages(body)
+            dropped: set[str] = set()
+            chat = to_openai_chat(payload, dropped)
+        except MessagesRequestError as refused:
+            await answer.error(OpenAIError(400, str(refused), param=refused.param, code="invalid_request"))
+            return
+        answer.requested_model = model
+        chat_body = json.dumps(chat, ensure_ascii=False).encode()
+        try:
+            await _inference(
+                gw, ctx, _without_content_length(scope), _replaying(chat_body, receive), answer, parse=parse_chat,
+                endpoint=CHAT,
+            )  # fmt: skip
+        finally:
+            # The backend is chosen inside the proxy: known once it answered (or last failed).
+            if dropped and ctx.backend:
+                self.dropped_log.note(ctx.backend, dropped)
+
+    async def _count_tokens(self, gw: Gateway, ctx: RequestContext, scope, receive, answer: AnthropicResponder) -> None:
+        body = await _read_authenticated(gw, ctx, scope, receive, answer)
+        if body is None:
+            return
+        try:
+            payload, ctx.model = parse_messages(body, count_tokens=True)
+        except MessagesRequestError as refused:
+            await answer.error(OpenAIError(400, str(refused), param=refused.param, code="invalid_request"))
+            return
+        _, key, _ = authenticate_request(gw, scope)
+        forbidden = model_forbidden(key, ctx.model)
+        if forbidden is not None:
+            await answer.error(forbidden)
+            return
+        plan = routing.plan(gw.routing_for(ctx), ctx.model, gw.breakers)
+        if plan.error is not None:
+            await answer.error(plan.error)
+            return
+        route = plan.candidates[0] if plan.candidates else None
+        if route is not None and route.kind == "anthropic":
+            await _count_upstream(gw, ctx, route, body, answer)
+            return
+        answer.passthrough = True  # the estimate is already in Anthropic's shape
+        await answer.json(200, {"input_tokens": count_tokens_estimate(payload)})
+
+
+@asynccontextmanager
+async def _error_boundary(ctx: RequestContext, scope, answer: AnthropicResponder):
+    """``gateway.app``'s boundary, in Anthropic's shape: the app's own sees the client's
+    ``Responder``, not this one, so it could not tell what this one already sent."""
+    try:
+        yield
+    except Exception:
+        logger.exception("internal error in request %s (%s %s)", ctx.request_id, scope["method"], scope["path"])
+        error = OpenAIError(
+            500,
+            f"The gateway failed to handle this request (request id {ctx.request_id}).",
+            type="server_error",
+            code="internal_error",
+        )
+        try:
+            if not answer.started:
+                await answer.error(error)
+            elif answer.streaming and not answer.ended:
+                await answer.end_stream_with_error(error)
+            elif not answer.ended:
+                await Responder.body(answer, b"")
+        except Exception:  # the client is gone: nothing more to do
+            logger.debug("could not send the final answer for request %s", ctx.request_id, exc_info=True)
+
+
+async def _read_authenticated(gw: Gateway, ctx: RequestContext, scope, receive, out: AnthropicResponder):
+    """The request body once the method and the key are right; None when already answered."""
+    if scope["method"] != "POST":
+        await out.error(method_not_allowed(scope, "POST"), allow_header("POST"))
+        return None
+    ctx.principal, _, denied = authenticate_request(gw, scope)
+    if denied is not None:
+        await out.error(denied)
+        return None
+    try:
+        return await read_body(receive, gw.config.max_body_bytes, header(scope, b"content-length"))
+    except RequestRejected as rejected:
+        await out.error(rejected.error)
+        return None
+
+
+async def _count_upstream(gw: Gateway, ctx: RequestContext, route, body: bytes, out: AnthropicResponder) -> None:
+    """One attempt, no failover: a count is cheap to retry and not worth a backend's breaker."""
+    ctx.backend = route.name
+    clients = gw.clients
+    request = clients.request("POST", f"{route.url}/messages/count_tokens", anthropic_headers(route), body)
+    try:
+        upstream = await clients.get().send(request)
+    except httpx.HTTPError as exc:
+        logger.warning("backend %s: count_tokens failed: %s", route.name, type(exc).__name__)
+        await out.error(OpenAIError(502, f"backend {route.name} could not be reached", type="api_error"))
+        return
+    out.passthrough = True
+    content_type = upstream.headers.get("content-type", "application/json").encode("latin-1", "replace")
+    answer = upstream.content[: gw.config.max_response_bytes]
+    if route.api_key and route.api_key.encode() in answer:  # an upstream echoing the key must not leak it
+        answer = answer.replace(route.api_key.encode(), b"[redacted]")
+    await out.bytes(upstream.status_code, answer, None, content_type)
+
+
+def _without_content_length(scope) -> dict:
+    """The scope for the translated body, whose length is not the client's."""
+    headers = [(name, value) for name, value in scope["headers"] if name != b"content-length"]
+    return {**scope, "headers": headers}
+
+
+def _replaying(body: bytes, receive):
+    """A ``receive`` that delivers ``body`` first, then whatever the client sends (its disconnect)."""
+    sent = False
+
+    async def replay():
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
