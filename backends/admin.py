@@ -17,7 +17,7 @@ from backends.models import (
     WorkerIdentity,
 )
 from backends.selectors import backend_live, backend_routable
-from backends.serializers import validate_headers, validate_upstream_url
+from backends.serializers import validate_headers, validate_instances, validate_upstream_url
 from backends.url_policy import UrlDenied
 from orgs.license_gates import LicenseLimit
 from orgs.models import Organisation
@@ -37,7 +37,7 @@ class BackendForm(forms.ModelForm):
 
     class Meta:
         model = Backend
-        fields = ["name", "organisation", "kind", "url", "api_key", "priority", "enabled", "headers"]
+        fields = ["name", "organisation", "kind", "url", "api_key", "priority", "enabled", "headers", "instances"]
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -45,6 +45,13 @@ class BackendForm(forms.ModelForm):
             # Left empty, a backend belongs to the default organisation.
             self.fields["organisation"].required = False
             self.fields["organisation"].help_text = "Empty: the default organisation."
+        if "instances" in self.fields:
+            self.fields["instances"].required = False
+            self.fields[
+                "instances"
+            ].help_text = (
+                'Pin to these instances (ELDRIC_INSTANCE names), e.g. ["eu-1", "eu-2"]. Empty: every instance.'
+            )
 
     def clean_organisation(self):
         chosen = self.cleaned_data.get("organisation")
@@ -57,6 +64,12 @@ class BackendForm(forms.ModelForm):
     def clean_url(self) -> str:
         try:
             return validate_upstream_url(self.cleaned_data["url"])
+        except serializers.ValidationError as exc:
+            raise forms.ValidationError(exc.detail[0]) from None
+
+    def clean_instances(self) -> list[str]:
+        try:
+            return validate_instances(self.cleaned_data.get("instances") or [])
         except serializers.ValidationError as exc:
             raise forms.ValidationError(exc.detail[0]) from None
 
@@ -122,6 +135,7 @@ class BackendAdmin(admin.ModelAdmin):
         "priority",
         "enabled",
         "source",
+        "instance_list",
         "api_key_hint",
     ]
     list_filter = ["organisation", "health_status", "enabled", "source", "kind"]
@@ -136,7 +150,7 @@ class BackendAdmin(admin.ModelAdmin):
         "models_refreshed_at",
     ]
     # Static backends are rewritten from flags or the config file on every start and reload.
-    static_readonly_fields = ["name", "organisation", "kind", "url", "priority", "headers"]
+    static_readonly_fields = ["name", "organisation", "kind", "url", "priority", "headers", "instances"]
     search_fields = ["name", "url"]
     actions = ["test_connectivity", "enable", "disable"]
 
@@ -156,6 +170,10 @@ class BackendAdmin(admin.ModelAdmin):
             return super().delete_view(request, object_id, extra_context)
         except LicenseLimit as exc:
             return license_limit_response(request, exc)
+
+    @admin.display(description="instances")
+    def instance_list(self, obj):
+        return ", ".join(obj.instances) if obj.instances else "all"
 
     @admin.display(ordering="_model_count", description="models")
     def model_count(self, obj):
@@ -284,20 +302,62 @@ class AuditLogAdmin(ReadOnlyAdmin):
 
 @admin.register(GatewaySettings)
 class GatewaySettingsAdmin(admin.ModelAdmin):
-    list_display = ["default_backend", "health_interval_ms", "controller_url", "routing_version"]
+    """Installation-wide state only; each instance's settings are under Worker identities."""
+
+    list_display = ["__str__", "routing_version"]
     readonly_fields = ["routing_version"]
     exclude = ["admin_token_hash"]
 
-    def save_model(self, request, obj, form, change):
-        # Through the service, so gateway processes see the change (routing version).
-        services.gateway_settings_update(
-            default_backend=obj.default_backend,
-            health_interval_ms=obj.health_interval_ms,
-            controller_url=obj.controller_url,
-        )
+    def has_add_permission(self, request):
+        return False
+
+
+class WorkerIdentityForm(forms.ModelForm):
+    class Meta:
+        model = WorkerIdentity
+        fields = ["default_backend", "health_interval_ms", "controller_url"]
+
+    def clean_health_interval_ms(self) -> int:
+        value = self.cleaned_data["health_interval_ms"]
+        if value < 100:  # as --health-interval and the config file
+            raise forms.ValidationError("At least 100 ms.")
+        return value
 
 
 @admin.register(WorkerIdentity)
 class WorkerIdentityAdmin(admin.ModelAdmin):
-    list_display = ["instance", "worker_id", "created_at"]
-    readonly_fields = ["instance", "worker_id", "created_at"]
+    """One row per instance: its id and its own settings. Start-up and reload rewrite them
+    from the instance's flags or config file."""
+
+    list_display = [
+        "instance",
+        "worker_id",
+        "default_backend",
+        "health_interval_ms",
+        "controller_url",
+        "last_seen_at",
+        "created_at",
+    ]
+    fields = [
+        "instance",
+        "worker_id",
+        "default_backend",
+        "health_interval_ms",
+        "controller_url",
+        "last_seen_at",
+        "created_at",
+    ]
+    readonly_fields = ["instance", "worker_id", "last_seen_at", "created_at"]
+    form = WorkerIdentityForm
+
+    def has_add_permission(self, request):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        # Through the service, so the instance's gateway sees the change (routing version).
+        services.instance_settings_update(
+            instance=obj.instance,
+            default_backend=obj.default_backend,
+            health_interval_ms=obj.health_interval_ms,
+            controller_url=obj.controller_url,
+        )

@@ -111,6 +111,7 @@ class BackendListApi(APIView):
                 actor=actor_for(request),
                 source=AuditSource.API,
                 organisation=data["organisation"],
+                instances=data["instances"],
             )
         except services.BackendNameTaken as exc:
             raise name_taken(exc) from None
@@ -156,6 +157,7 @@ class BackendDetailApi(APIView):
             priority=data.get("priority"),
             enabled=data.get("enabled"),
             headers=data.get("headers"),
+            instances=data.get("instances"),
         )
         return Response(self.OutputSerializer(get_backend_or_404(name)).data)
 

@@ -18,6 +18,7 @@ def audit_state(backend: Backend | None) -> dict:
         "enabled": backend.enabled,
         "headers": headers_masked(backend.headers),
         "source": backend.source,
+        "instances": list(backend.instances or []),
         "_key": backend.api_key_encrypted,
     }
 

@@ -48,6 +48,11 @@ class Backend(models.Model):
     # A static backend's place in the flags/config file: Free routes by configuration order
     # (this, then creation order for runtime backends) instead of by priority.
     config_position = models.PositiveIntegerField(null=True, blank=True, editable=False)
+    # ELDRIC_INSTANCE names. A static backend: the instances whose flags or config file
+    # declare it (never empty). A runtime backend: the instances it is pinned to; empty
+    # means every instance. Either way, an instance routes to a backend only if listed here
+    # or the list is empty.
+    instances = models.JSONField(default=list, blank=True)
 
     health_status = models.CharField(max_length=16, choices=HealthStatus.choices, default=HealthStatus.UNKNOWN)
     latency_ms = models.FloatField(null=True, blank=True)
@@ -77,6 +82,10 @@ class Backend(models.Model):
         self.api_key_encrypted = crypto.encrypt(raw) if raw else ""
         self.api_key_hint = crypto.mask(raw)
 
+    def serves(self, instance: str) -> bool:
+        """Whether the instance named ``instance`` routes to this backend."""
+        return not self.instances or instance in self.instances
+
 
 class DiscoveredModel(models.Model):
     backend = models.ForeignKey(Backend, related_name="models", on_delete=models.CASCADE)
@@ -95,11 +104,9 @@ class DiscoveredModel(models.Model):
 
 
 class GatewaySettings(models.Model):
-    """Installation-wide routing settings; a single row (pk=1)."""
+    """Installation-wide state; a single row (pk=1). Per-instance settings (default backend,
+    health interval, controller URL) live on ``WorkerIdentity``."""
 
-    default_backend = models.CharField(max_length=64, blank=True, default="")
-    health_interval_ms = models.PositiveIntegerField(default=60_000)
-    controller_url = models.CharField(max_length=500, blank=True, default="")
     # Bumped in the same transaction as every routing-relevant write. Gateway processes
     # poll it to know when to rebuild their in-memory snapshot.
     routing_version = models.BigIntegerField(default=0)
@@ -114,11 +121,19 @@ class GatewaySettings(models.Model):
         return "Gateway settings"
 
 
+DEFAULT_HEALTH_INTERVAL_MS = 60_000
+
+
 class WorkerIdentity(models.Model):
-    """One row per instance name, so several instances can share one database."""
+    """One row per instance name (ELDRIC_INSTANCE), so several instances can share one
+    database: its ``cld-`` id and the settings its flags or config file give it."""
 
     instance = models.CharField(max_length=64, unique=True)
     worker_id = models.CharField(max_length=12, unique=True)
+    # Per instance: the last instance to start no longer overwrites the others' settings.
+    default_backend = models.CharField(max_length=64, blank=True, default="")
+    health_interval_ms = models.PositiveIntegerField(default=DEFAULT_HEALTH_INTERVAL_MS)
+    controller_url = models.CharField(max_length=500, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     # Bumped by the running instance's heartbeat; instances seen in the last
     # ELDRIC_INSTANCE_LIVE_SECONDS count against the license's cloud-worker limit.

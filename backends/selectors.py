@@ -12,7 +12,15 @@ from django.db.models import Count
 from django.utils import timezone
 
 from backends.crypto import KeyDecryptionError, mask
-from backends.models import AuditLog, Backend, BackendSource, DiscoveredModel, GatewaySettings, WorkerIdentity
+from backends.models import (
+    DEFAULT_HEALTH_INTERVAL_MS,
+    AuditLog,
+    Backend,
+    BackendSource,
+    DiscoveredModel,
+    GatewaySettings,
+    WorkerIdentity,
+)
 from backends.snapshot import EXCLUDED_HEALTH, BackendRoute, RoutingSnapshot, snapshot_assemble
 from orgs.licenses import license_state_for, license_states_get
 from orgs.models import DEFAULT_ORGANISATION
@@ -33,8 +41,30 @@ def routing_version_get() -> int:
     return version if version is not None else 0
 
 
-def backend_list() -> list[Backend]:
-    return list(Backend.objects.select_related("organisation"))
+def backend_list(*, instance: str | None = None) -> list[Backend]:
+    """Every backend; with ``instance``, those that instance routes to."""
+    backends = list(Backend.objects.select_related("organisation"))
+    if instance is None:
+        return backends
+    return [b for b in backends if b.serves(instance)]
+
+
+def instance_settings_read(*, instance: str) -> WorkerIdentity | None:
+    """An instance's own settings (default backend, health interval, controller URL)."""
+    return WorkerIdentity.objects.filter(instance=instance).first()
+
+
+def health_intervals_get() -> dict[str, int]:
+    """instance name -> its health interval (ms)."""
+    return dict(WorkerIdentity.objects.values_list("instance", "health_interval_ms"))
+
+
+def health_interval_for(instances: list[str], *, intervals: dict[str, int] | None = None) -> timedelta:
+    """How often to probe a backend routed by ``instances`` (empty: by every instance): the
+    shortest interval among them, so each instance sees its backends as often as it asked."""
+    intervals = health_intervals_get() if intervals is None else intervals
+    chosen = [intervals[name] for name in instances if name in intervals] if instances else list(intervals.values())
+    return timedelta(milliseconds=min(chosen, default=DEFAULT_HEALTH_INTERVAL_MS))
 
 
 def configuration_order(backends: list[Backend]) -> dict[str, int]:
@@ -60,23 +90,29 @@ def backend_ids_enabled() -> list[int]:
     return list(Backend.objects.filter(enabled=True).values_list("id", flat=True))
 
 
-def backend_names(*, runtime_only: bool = False) -> list[str]:
-    """Every backend's name; with ``runtime_only``, those added through the API or admin."""
+def backend_names(*, runtime_only: bool = False, instance: str | None = None) -> list[str]:
+    """Every backend's name; with ``runtime_only``, those added through the API or admin;
+    with ``instance``, those that instance routes to."""
     backends = Backend.objects.exclude(source=BackendSource.STATIC) if runtime_only else Backend.objects.all()
-    return list(backends.values_list("name", flat=True))
+    rows = backends.values_list("name", "instances")
+    return [name for name, instances in rows if instance is None or not instances or instance in instances]
 
 
-def backends_enabled(*, names: list[str] | None = None) -> list[tuple[int, str]]:
-    """(id, name) of the enabled backends, optionally only those named."""
+def backends_enabled(*, names: list[str] | None = None, instance: str | None = None) -> list[tuple[int, str]]:
+    """(id, name) of the enabled backends, optionally only those named or routed by ``instance``."""
     backends = Backend.objects.filter(enabled=True)
     if names is not None:
         backends = backends.filter(name__in=names)
-    return list(backends.values_list("id", "name"))
+    rows = backends.values_list("id", "name", "instances")
+    return [(pk, name) for pk, name, instances in rows if instance is None or not instances or instance in instances]
 
 
-def model_count() -> int:
-    """Distinct model ids across all backends."""
-    return DiscoveredModel.objects.values("model_id").distinct().count()
+def model_count(*, instance: str | None = None) -> int:
+    """Distinct model ids across all backends, or across those ``instance`` routes to."""
+    rows = DiscoveredModel.objects.all()
+    if instance is not None:
+        rows = rows.filter(backend__name__in=backend_names(instance=instance))
+    return rows.values("model_id").distinct().count()
 
 
 def backend_route(backend: Backend, *, model_count: int = 0, config_order: int = 0) -> BackendRoute:
@@ -107,18 +143,26 @@ def backend_route(backend: Backend, *, model_count: int = 0, config_order: int =
     )
 
 
-def routing_snapshot_build() -> RoutingSnapshot:
-    """Everything the hot path needs, read in a few queries and frozen."""
+def routing_snapshot_build(*, instance: str | None = None) -> RoutingSnapshot:
+    """Everything the hot path of ``instance`` (this one, ELDRIC_INSTANCE, by default)
+    needs: its own static backends and the runtime backends it may use, read in a few
+    queries and frozen."""
+    instance = instance or settings.ELDRIC_INSTANCE
     version = routing_version_get()
-    gateway = gateway_settings_get()
-    worker = WorkerIdentity.objects.filter(instance=settings.ELDRIC_INSTANCE).first()
-    backends = backend_list()
+    worker = instance_settings_read(instance=instance)
+    backends = backend_list(instance=instance)
+    visible = {b.name for b in backends}
     models: dict[str, list[tuple[str, int | None]]] = {}
     for backend_name, model_id, created in DiscoveredModel.objects.values_list("backend__name", "model_id", "created"):
-        models.setdefault(backend_name, []).append((model_id, created))
+        if backend_name in visible:
+            models.setdefault(backend_name, []).append((model_id, created))
     order = configuration_order(backends)
     routes = [backend_route(b, model_count=len(models.get(b.name, ())), config_order=order[b.name]) for b in backends]
-    default_backend = gateway.default_backend or (routes[0].name if routes else "")
+    default_backend = worker.default_backend if worker else ""
+    if not default_backend:
+        default_backend = routes[0].name if routes else ""
+    elif default_backend not in visible:
+        default_backend = ""  # gone, or a backend this instance does not route to
     # Each view is ordered by its organisation's license: priority routing or configuration order.
     states = license_states_get()
     now = timezone.now()

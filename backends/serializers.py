@@ -93,6 +93,34 @@ def validate_headers(value: dict) -> dict:
     return value
 
 
+INSTANCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+MAX_INSTANCES = 64
+
+
+def validate_instances(value: list) -> list[str]:
+    """ELDRIC_INSTANCE names a runtime backend is pinned to; empty: every instance."""
+    if not isinstance(value, list):
+        raise serializers.ValidationError("A list of instance names (ELDRIC_INSTANCE) is required.")
+    if len(value) > MAX_INSTANCES:
+        raise serializers.ValidationError(f"At most {MAX_INSTANCES} instances.")
+    for name in value:
+        if not isinstance(name, str) or not INSTANCE_NAME.match(name):
+            raise serializers.ValidationError(
+                f"{name!r} is not an instance name (1-64 letters, digits, '.', '-' or '_')."
+            )
+    return sorted(set(value))
+
+
+class InstancesField(serializers.ListField):
+    """Instance names; an empty list means every instance."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(child=StrictCharField(max_length=64), max_length=MAX_INSTANCES, **kwargs)
+
+    def to_internal_value(self, data):
+        return validate_instances(super().to_internal_value(data))
+
+
 def validate_api_key(value: str) -> str:
     # It travels in an HTTP header: anything else would fail on every request.
     if not all(33 <= ord(c) < 127 for c in value):
@@ -143,6 +171,11 @@ class BackendCreateSerializer(BackendConfigSerializer):
     organisation = serializers.SlugField(max_length=64, required=False, default=DEFAULT_ORGANISATION)
     priority = StrictIntegerField(required=False, default=100, min_value=0, max_value=MAX_PRIORITY)
     enabled = StrictBooleanField(required=False, default=True)
+    instances = InstancesField(
+        required=False,
+        default=list,
+        help_text="Pin to these instances (ELDRIC_INSTANCE names); empty or absent: every instance routes to it.",
+    )
 
     def to_internal_value(self, data):
         # A slug check would accept 123 as "123"; names are strings.
@@ -180,6 +213,7 @@ class BackendUpdateSerializer(BackendConfigSerializer):
     )
     priority = StrictIntegerField(required=False, min_value=0, max_value=MAX_PRIORITY)
     enabled = StrictBooleanField(required=False)
+    instances = InstancesField(required=False, help_text="Pin to these instances; [] unpins (every instance).")
 
 
 class TrafficWindowSerializer(serializers.Serializer):
@@ -217,6 +251,12 @@ class BackendOutputSerializer(serializers.ModelSerializer):
     headers = serializers.SerializerMethodField()
     organisation = serializers.CharField(source="organisation.slug", read_only=True)
     model_count = serializers.IntegerField(read_only=True)
+    instances = serializers.ListField(
+        child=serializers.CharField(),
+        read_only=True,
+        help_text="Static: the instances whose flags or config file declare it. Runtime: the instances it is "
+        "pinned to; empty means every instance.",
+    )
     routable = serializers.SerializerMethodField(
         help_text="Would a request be sent here now: enabled, not unhealthy or auth_failed, circuit not open, "
         "not held back by a 429."
@@ -238,6 +278,7 @@ class BackendOutputSerializer(serializers.ModelSerializer):
             "priority",
             "enabled",
             "source",
+            "instances",
             "api_key",
             "headers",
             "health_status",

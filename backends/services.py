@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import DatabaseError, IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, OperationalError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -27,7 +27,13 @@ from backends.models import (
 from backends.probe import ProbeResult, probe
 from backends.providers import PROVIDERS
 from backends.providers.base import ModelInfo
-from backends.selectors import admin_token_digest, backend_route, gateway_settings_get
+from backends.selectors import (
+    admin_token_digest,
+    backend_route,
+    gateway_settings_get,
+    health_interval_for,
+    health_intervals_get,
+)
 from backends.snapshot import BackendRoute
 from backends.specs import BackendSpec
 from backends.url_policy import UrlDenied, url_check
@@ -91,19 +97,36 @@ def worker_identity_ensure(*, instance: str) -> str:
 
 
 @transaction.atomic
-def gateway_settings_update(
-    *, default_backend: str | None = None, health_interval_ms: int | None = None, controller_url: str | None = None
-) -> GatewaySettings:
-    row = gateway_settings_get()
-    if default_backend is not None:
-        row.default_backend = default_backend
-    if health_interval_ms is not None:
-        row.health_interval_ms = health_interval_ms
-    if controller_url is not None:
-        row.controller_url = controller_url
-    row.save()
+def instance_settings_update(
+    *,
+    instance: str | None = None,
+    default_backend: str | None = None,
+    health_interval_ms: int | None = None,
+    controller_url: str | None = None,
+) -> WorkerIdentity:
+    """Set an instance's own settings (this instance's by default); None leaves one alone."""
+    row = instance_settings_get(instance=instance or settings.ELDRIC_INSTANCE)
+    for attr, value in (
+        ("default_backend", default_backend),
+        ("health_interval_ms", health_interval_ms),
+        ("controller_url", controller_url),
+    ):
+        if value is not None:
+            setattr(row, attr, value)
+    row.save(update_fields=["default_backend", "health_interval_ms", "controller_url"])
     routing_version_bump()
     return row
+
+
+def instance_settings_get(*, instance: str) -> WorkerIdentity:
+    """The instance's row, created (with its ``cld-`` id) if it has none yet."""
+    worker_identity_ensure(instance=instance)
+    return WorkerIdentity.objects.get(instance=instance)
+
+
+# The settings were installation-wide before several instances shared a database; callers
+# that mean "this instance" keep working.
+gateway_settings_update = instance_settings_update
 
 
 def _apply_spec(backend: Backend, spec: BackendSpec) -> bool:
@@ -137,26 +160,87 @@ def _stored_key(backend: Backend) -> str | None:
         return None
 
 
+class StaticNameConflict(ValueError):
+    """A static backend's name is already used by a backend that is not the same upstream."""
+
+
+def _same_upstream(backend: Backend, spec: BackendSpec) -> bool:
+    return backend.kind == spec.kind and backend.url.rstrip("/") == spec.url.rstrip("/")
+
+
+def _conflict_check(backend: Backend, spec: BackendSpec, *, instance: str) -> None:
+    """Names are unique across the installation. Another instance may declare the same name
+    only for the same upstream (type and URL); a runtime backend's name is never taken over,
+    since that would move it out of the other instances' routing."""
+    if backend.source != BackendSource.STATIC:
+        raise StaticNameConflict(
+            f"backend {spec.name!r}: the name is taken by a backend added at runtime (API or admin); "
+            "rename it in the configuration, or delete the runtime backend first"
+        )
+    others = [name for name in backend.instances if name != instance]
+    if others and not _same_upstream(backend, spec):
+        raise StaticNameConflict(
+            f"backend {spec.name!r}: instance {', '.join(sorted(others))} already declares it as "
+            f"{backend.kind} {backend.url}, this instance ({instance}) as {spec.kind} {spec.url}; "
+            "the same name must mean the same type and url on every instance: rename one of them"
+        )
+
+
+STATIC_APPLY_ATTEMPTS = 3
+
+
+def backends_static_apply(*, specs: list[BackendSpec], instance: str | None = None) -> StaticDiff:
+    """Make this instance's static backends match ``specs``: add, update, and drop those it
+    no longer lists. Other instances' static backends stay as they are; a backend that
+    several instances declare (same name, type and URL) is shared, and removed only when the
+    last of them drops it. Raises StaticNameConflict, changing nothing, on a name clash."""
+    instance = instance or settings.ELDRIC_INSTANCE
+    for attempt in range(STATIC_APPLY_ATTEMPTS):
+        try:
+            return _static_apply(specs=specs, instance=instance)
+        except (IntegrityError, OperationalError):
+            # Instances starting together may both add a shared backend (the loser's insert
+            # hits the unique name) or lock the same rows; the retry sees the winner's rows.
+            if attempt == STATIC_APPLY_ATTEMPTS - 1:
+                raise
+            logger.info("static backends of instance %s: concurrent change, applying again", instance)
+    raise AssertionError("unreachable")
+
+
 @transaction.atomic
-def backends_static_apply(*, specs: list[BackendSpec]) -> StaticDiff:
-    """Make the static backends match ``specs``: add, update, and drop those no longer listed."""
+def _static_apply(*, specs: list[BackendSpec], instance: str) -> StaticDiff:
     added, changed = [], []
     reordered = False
     wanted = {spec.name for spec in specs}
     # The installation's (default organisation's) license caps the static backends.
     static_backends_check(license_state_get(DEFAULT_ORGANISATION), count=len(specs))
     default_pk = default_organisation_pk()
+    # Every row this may touch, locked in one statement in primary-key order: two instances
+    # applying at once can neither both take a name nor drop each other as co-owners.
+    locked = list(
+        Backend.objects.select_for_update().filter(Q(name__in=wanted) | Q(source=BackendSource.STATIC)).order_by("pk")
+    )
+    existing = {b.name: b for b in locked if b.name in wanted}
+    for spec in specs:
+        if spec.name in existing:
+            _conflict_check(existing[spec.name], spec, instance=instance)
     for position, spec in enumerate(specs):
-        backend = Backend.objects.filter(name=spec.name).first()
+        backend = existing.get(spec.name)
         before = audit_state(backend)
         if backend is None:
-            backend = Backend(name=spec.name, organisation_id=default_pk, config_position=position)
+            backend = Backend(
+                name=spec.name, organisation_id=default_pk, config_position=position, instances=[instance]
+            )
             _apply_spec(backend, spec)
             backend.save()
             added.append(spec.name)
             audit_backend_change(before=before, backend=backend, name=spec.name, actor="config", source="config")
-        elif _apply_spec(backend, spec) or backend.organisation_id != default_pk:
-            if backend.url != spec.url or backend.kind != spec.kind:
+            continue
+        joined = instance not in backend.instances
+        if joined:
+            backend.instances = sorted({*backend.instances, instance})
+        if _apply_spec(backend, spec) or backend.organisation_id != default_pk or joined:
+            if backend.url != before.get("url") or backend.kind != before.get("type"):
                 backend.health_status = HealthStatus.UNKNOWN
             backend.organisation_id, backend.config_position = default_pk, position
             backend.save()
@@ -167,14 +251,22 @@ def backends_static_apply(*, specs: list[BackendSpec]) -> StaticDiff:
             # routing order.
             Backend.objects.filter(pk=backend.pk).update(config_position=position)
             reordered = True
-    stale = Backend.objects.filter(source=BackendSource.STATIC).exclude(name__in=wanted)
-    removed = sorted(stale.values_list("name", flat=True))
-    for backend in stale:
-        audit_backend_change(
-            before=audit_state(backend), backend=None, name=backend.name, actor="config", source="config"
-        )
-    stale.delete()
-    diff = StaticDiff(added, changed, removed)
+    removed = []
+    # Few rows: filtered here, since SQLite has no JSON containment lookup.
+    for backend in locked:
+        if backend.source != BackendSource.STATIC or backend.name in wanted or instance not in backend.instances:
+            continue
+        removed.append(backend.name)
+        before = audit_state(backend)
+        backend.instances = [name for name in backend.instances if name != instance]
+        if backend.instances:
+            # Still declared by another instance: this one only stops routing to it.
+            Backend.objects.filter(pk=backend.pk).update(instances=backend.instances)
+            audit_backend_change(before=before, backend=backend, name=backend.name, actor="config", source="config")
+            continue
+        audit_backend_change(before=before, backend=None, name=backend.name, actor="config", source="config")
+        backend.delete()
+    diff = StaticDiff(added, changed, sorted(removed))
     if diff or reordered:
         routing_version_bump()
     return diff
@@ -253,7 +345,7 @@ def _probe_again_soon(backend: Backend, *, failures: int, now) -> None:
     # A backend that comes back should route again within seconds, not a whole interval.
     # Only ever moves the next probe earlier, so it cannot undo another worker's claim
     # (backends_claim_due's compare-and-swap on next_check_at).
-    interval = timedelta(milliseconds=gateway_settings_get().health_interval_ms)
+    interval = health_interval_for(backend.instances)
     retry_at = now + probe_backoff(failures=failures, interval=interval)
     Backend.objects.filter(pk=backend.pk).filter(Q(next_check_at__isnull=True) | Q(next_check_at__gt=retry_at)).update(
         next_check_at=retry_at
@@ -306,10 +398,11 @@ def backends_claim_due(*, now=None) -> list[int]:
     updates no row and skips the backend.
     """
     now = now or timezone.now()
-    interval = timedelta(milliseconds=gateway_settings_get().health_interval_ms)
+    intervals = health_intervals_get()
     claimed = []
     due = Backend.objects.filter(enabled=True).filter(Q(next_check_at__isnull=True) | Q(next_check_at__lte=now))
-    for backend_id, next_check_at in due.values_list("id", "next_check_at"):
+    for backend_id, next_check_at, instances in due.values_list("id", "next_check_at", "instances"):
+        interval = health_interval_for(instances, intervals=intervals)
         won = Backend.objects.filter(pk=backend_id, next_check_at=next_check_at).update(next_check_at=now + interval)
         if won:
             claimed.append(backend_id)
@@ -442,9 +535,11 @@ def backend_create(
     actor: str,
     source: str = AuditSource.API,
     organisation: str = DEFAULT_ORGANISATION,
+    instances: list[str] | None = None,
 ) -> Backend:
-    """Add a runtime backend to ``organisation`` (a slug); its models are discovered right
-    after the commit. Raises LicenseLimit when the organisation's license does not allow it,
+    """Add a runtime backend to ``organisation`` (a slug), routed by every instance or, with
+    ``instances``, only by the instances named; its models are discovered right after the
+    commit. Raises LicenseLimit when the organisation's license does not allow it,
     UnknownOrganisation when there is no such organisation."""
     try:
         with transaction.atomic():
@@ -466,6 +561,7 @@ def backend_create(
                 enabled=enabled,
                 headers=headers or {},
                 source=BackendSource.API,
+                instances=sorted(set(instances or [])),
             )
             backend.set_api_key(api_key)
             backend.save()
@@ -489,8 +585,10 @@ def backend_update(
     priority: int | None = None,
     enabled: bool | None = None,
     headers: dict[str, str] | None = None,
+    instances: list[str] | None = None,
 ) -> Backend:
-    """Change some fields; None leaves a field alone, an empty ``api_key`` removes the key."""
+    """Change some fields; None leaves a field alone, an empty ``api_key`` removes the key,
+    an empty ``instances`` unpins a runtime backend (every instance routes to it)."""
     with transaction.atomic():
         before = audit_state(backend)
         for attr, value in (("kind", kind), ("url", url), ("priority", priority), ("enabled", enabled)):
@@ -498,6 +596,8 @@ def backend_update(
                 setattr(backend, attr, value)
         if headers is not None:
             backend.headers = headers
+        if instances is not None:
+            backend.instances = sorted(set(instances))
         if api_key is not None:
             backend.set_api_key(api_key)
         changes = audit_diff(before, audit_state(backend))

@@ -33,6 +33,24 @@ def database_description() -> str:
     return f"{connection.vendor} database {db.get('NAME')} on {db.get('HOST') or 'localhost'}:{db.get('PORT') or ''}"
 
 
+# Any constant: the key of the PostgreSQL advisory lock taken while migrating.
+MIGRATE_LOCK_KEY = 0x656C64726963  # "eldric"
+
+
+def migrate() -> None:
+    """Apply pending migrations. On PostgreSQL, instances starting together take turns:
+    concurrent migrate runs would both try to create the same tables."""
+    if connection.vendor != "postgresql":
+        call_command("migrate", interactive=False, verbosity=0)
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_lock(%s)", [MIGRATE_LOCK_KEY])
+        try:
+            call_command("migrate", interactive=False, verbosity=0)
+        finally:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [MIGRATE_LOCK_KEY])
+
+
 def prepare(options) -> StartupState:
     from backends.services import worker_heartbeat_clear
 
@@ -48,14 +66,15 @@ def _prepare(options) -> StartupState:
     from backends import selectors
     from backends.models import HealthStatus
     from backends.services import (
+        StaticNameConflict,
         backend_discover,
         backends_static_apply,
-        gateway_settings_update,
+        instance_settings_update,
         worker_identity_ensure,
     )
     from backends.url_policy import SETTING, url_policy
 
-    call_command("migrate", interactive=False, verbosity=0)
+    migrate()
     if not settings.ELDRIC_ENCRYPTION_KEYS and connection.vendor != "sqlite":
         logger.warning(
             "ELDRIC_ENCRYPTION_KEY is not set: upstream keys are encrypted with %s, which other instances "
@@ -79,13 +98,15 @@ def _prepare(options) -> StartupState:
             raise ConfigError(f"backend {spec.name!r}: url {spec.url} is not allowed: {denial}; see {SETTING}")
     from orgs.license_gates import LicenseLimit
 
+    instance = settings.ELDRIC_INSTANCE
     try:
-        diff = backends_static_apply(specs=options.backends)
-    except LicenseLimit as exc:
+        diff = backends_static_apply(specs=options.backends, instance=instance)
+    except (LicenseLimit, StaticNameConflict) as exc:
         raise ConfigError(str(exc)) from None
     if diff.removed:
         logger.info("static backends no longer configured, removed: %s", ", ".join(diff.removed))
-    names = selectors.backend_names()
+    # What this instance routes to: its own static backends and the runtime ones it may use.
+    names = selectors.backend_names(instance=instance)
     if not names:
         logger.warning("no backends configured: pass --backends or --config, or add one with POST /api/v1/backends")
     default = options.default_backend or (options.backends[0].name if options.backends else "")
@@ -94,8 +115,11 @@ def _prepare(options) -> StartupState:
             f"--default-backend: {options.default_backend!r} is not a configured backend "
             f"(known: {', '.join(names) or 'none'})"
         )
-    gateway_settings_update(
-        default_backend=default, health_interval_ms=options.health_interval_ms, controller_url=options.controller_url
+    instance_settings_update(
+        instance=instance,
+        default_backend=default,
+        health_interval_ms=options.health_interval_ms,
+        controller_url=options.controller_url,
     )
 
     def discover(item: tuple[int, str]):
@@ -108,7 +132,7 @@ def _prepare(options) -> StartupState:
             logger.exception("backend %s: discovery at start-up failed", name)
             return name, None
 
-    enabled = selectors.backends_enabled()
+    enabled = selectors.backends_enabled(instance=instance)
     with ThreadPoolExecutor(max_workers=min(8, len(enabled) or 1)) as pool:
         results = list(pool.map(discover, enabled))
     for name, result in results:
@@ -118,10 +142,11 @@ def _prepare(options) -> StartupState:
             logger.info("backend %s: %s, %d models, %s ms", name, result.status, len(result.models), result.latency_ms)
         else:
             logger.warning("backend %s: %s (%s)", name, result.status, result.error)
-    models = selectors.model_count()
+    models = selectors.model_count(instance=instance)
     logger.info(
-        "worker %s: %d backends (%s), %d models, default backend %s, %s",
+        "worker %s (instance %s): %d backends (%s), %d models, default backend %s, %s",
         worker_id,
+        instance,
         len(names),
         ", ".join(names) or "none",
         models,

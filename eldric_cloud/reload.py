@@ -126,33 +126,41 @@ class ConfigReloader:
             return result
 
     def _apply(self, plan: ReloadPlan) -> ReloadResult:
+        from django.conf import settings
         from django.db import transaction
 
-        from backends.selectors import backend_names, gateway_settings_get
-        from backends.services import backends_static_apply, gateway_settings_update
+        from backends.selectors import backend_names, instance_settings_read
+        from backends.services import StaticNameConflict, backends_static_apply, instance_settings_update
 
+        # Only this instance's static backends and settings: other instances on the same
+        # database keep theirs.
+        instance = settings.ELDRIC_INSTANCE
         with transaction.atomic():
             if plan.explicit_default:
-                known = {b.name for b in plan.backends} | set(backend_names(runtime_only=True))
+                known = {b.name for b in plan.backends} | set(backend_names(runtime_only=True, instance=instance))
                 if plan.explicit_default not in known:
                     origin = "--default-backend" if self._flag_default else f"{self.path}: default_backend"
                     raise ConfigError(
                         f"{origin}: {plan.explicit_default!r} is not a configured backend "
                         f"(known: {', '.join(sorted(known)) or 'none'})"
                     )
-            diff = backends_static_apply(specs=plan.backends)
-            row = gateway_settings_get()
+            try:
+                diff = backends_static_apply(specs=plan.backends, instance=instance)
+            except StaticNameConflict as exc:
+                raise ConfigError(str(exc)) from None
+            row = instance_settings_read(instance=instance)
             updates, described = {}, []
             for attr, value, label in (
                 ("default_backend", plan.default_backend, "default backend"),
                 ("health_interval_ms", plan.health_interval_ms, "health interval (ms)"),
                 ("controller_url", plan.controller_url, "controller url"),
             ):
-                if getattr(row, attr) != value:
+                current = getattr(row, attr) if row is not None else None
+                if current != value:
                     updates[attr] = value
-                    described.append(f"{label} {getattr(row, attr) or 'none'} -> {value or 'none'}")
+                    described.append(f"{label} {current or 'none'} -> {value or 'none'}")
             if updates:
-                gateway_settings_update(**updates)
+                instance_settings_update(instance=instance, **updates)
         return ReloadResult(
             ok=True, added=list(diff.added), changed=list(diff.changed), removed=list(diff.removed), settings=described
         )
@@ -170,9 +178,11 @@ class ConfigReloader:
             logger.warning("config reload: port %s takes a restart; still listening on %s", wanted_port, self.port)
 
     def _discover(self, names: list[str]) -> None:
+        from django.conf import settings
+
         from backends.selectors import backends_enabled
 
-        targets = backends_enabled(names=names)
+        targets = backends_enabled(names=names, instance=settings.ELDRIC_INSTANCE)
         if not targets:
             return
         with ThreadPoolExecutor(max_workers=min(8, len(targets)), thread_name_prefix="reload-discover") as pool:

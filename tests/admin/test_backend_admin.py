@@ -199,22 +199,73 @@ def test_discovered_models_and_the_audit_log_are_read_only(admin_client):
     assert admin_client.get(f"/admin/backends/auditlog/{entry.pk}/change/").status_code == 200
 
 
-def test_gateway_settings_edits_bump_the_routing_version(admin_client):
+def test_instance_settings_edits_bump_the_routing_version(admin_client):
+    from backends.models import WorkerIdentity
+    from backends.services import worker_identity_ensure
+
     make_backend("b1")
+    worker_identity_ensure(instance="eu-1")
+    row = WorkerIdentity.objects.get(instance="eu-1")
     version = routing_version_get()
-    row = gateway_settings_get()
 
     response = admin_client.post(
-        f"/admin/backends/gatewaysettings/{row.pk}/change/",
+        f"/admin/backends/workeridentity/{row.pk}/change/",
         {"default_backend": "b1", "health_interval_ms": "30000", "controller_url": ""},
     )
 
-    assert response.status_code == 302
-    assert GatewaySettings.objects.get().default_backend == "b1"
+    assert response.status_code == 302, response.content.decode()[:2000]
+    row.refresh_from_db()
+    assert (row.default_backend, row.health_interval_ms) == ("b1", 30000)
     assert routing_version_get() > version
-    assert (
-        "admin_token_hash" not in admin_client.get(f"/admin/backends/gatewaysettings/{row.pk}/change/").content.decode()
+
+
+def test_an_instance_health_interval_under_100_ms_is_refused(admin_client):
+    from backends.models import WorkerIdentity
+    from backends.services import worker_identity_ensure
+
+    worker_identity_ensure(instance="eu-1")
+    row = WorkerIdentity.objects.get(instance="eu-1")
+
+    response = admin_client.post(
+        f"/admin/backends/workeridentity/{row.pk}/change/",
+        {"default_backend": "", "health_interval_ms": "50", "controller_url": ""},
     )
+
+    assert response.status_code == 200
+    assert "At least 100 ms." in response.content.decode()
+    row.refresh_from_db()
+    assert row.health_interval_ms == 60_000
+
+
+def test_the_gateway_settings_page_never_shows_the_admin_token_hash(admin_client):
+    row = gateway_settings_get()
+
+    page = admin_client.get(f"/admin/backends/gatewaysettings/{row.pk}/change/")
+
+    assert page.status_code == 200
+    assert "admin_token_hash" not in page.content.decode()
+    assert GatewaySettings.objects.count() == 1
+
+
+def test_the_admin_pins_a_runtime_backend_to_instances(admin_client):
+    response = admin_client.post(
+        "/admin/backends/backend/add/",
+        add_form("http://127.0.0.1:9/v1", enabled="", instances='["eu-2", "eu-1"]'),
+    )
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert Backend.objects.get().instances == ["eu-1", "eu-2"]
+    assert "eu-1, eu-2" in admin_client.get(CHANGELIST).content.decode()
+
+
+@pytest.mark.parametrize("value", ['"eu-1"', '["bad name"]', "[1]"])
+def test_the_admin_rejects_instances_that_are_not_a_list_of_names(admin_client, value):
+    response = admin_client.post(
+        "/admin/backends/backend/add/", add_form("http://127.0.0.1:9/v1", enabled="", instances=value)
+    )
+
+    assert response.status_code == 200
+    assert not Backend.objects.exists()
 
 
 def test_the_dashboard_needs_a_staff_login(admin_client):

@@ -180,6 +180,7 @@ def test_list_keeps_its_shape(api, upstream):
         "priority",
         "enabled",
         "source",
+        "instances",
         "api_key",
         "headers",
         "health_status",

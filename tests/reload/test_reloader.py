@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from backends.models import Backend, GatewaySettings
+from backends.models import Backend, WorkerIdentity
 from backends.selectors import routing_version_get
 from eldric_cloud.cli import build_parser, parse_options
 from eldric_cloud.reload import ConfigReloader
@@ -65,7 +65,7 @@ def test_flags_still_override_the_file_and_flag_backends_survive_reloads(config)
 
 
 @pytest.mark.django_db
-def test_changes_to_default_backend_and_health_interval_reach_the_gateway_settings(config, caplog):
+def test_changes_to_default_backend_and_health_interval_reach_the_instance_settings(config, caplog):
     reloader = reloader_for(["--config", config.path])
     reloader.reload()
     version = routing_version_get()
@@ -80,7 +80,7 @@ def test_changes_to_default_backend_and_health_interval_reach_the_gateway_settin
     caplog.set_level(logging.INFO, logger="eldric_cloud.reload")
     caplog.clear()
     result = reloader.reload("test")
-    row = GatewaySettings.objects.get(pk=1)
+    row = WorkerIdentity.objects.get(instance="default")  # this instance's own row
     assert (row.default_backend, row.health_interval_ms) == ("bravo", 5000)
     assert routing_version_get() > version
     assert result.settings == ["default backend alpha -> bravo", "health interval (ms) 60000 -> 5000"]
