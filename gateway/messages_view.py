@@ -7,10 +7,9 @@ unchanged (authentication, model allow-lists, limits, routing, failover, streami
 accounting); an ``AnthropicResponder`` around the client's ``Responder`` turns everything that
 pipeline writes (answers, stream frames, errors) into Anthropic's shapes on the way out.
 
-What it cannot do without a change in ``gateway.proxy``: send the client's bytes unchanged to a
-``type: anthropic`` backend. Until ``_try`` learns that (see ``AnthropicResponder.passthrough``),
-such a backend gets the request through the OpenAI form and the Anthropic adapter, which drops
-what the OpenAI form cannot hold (``docs/translation/messages-ingress.md``).
+To a ``type: anthropic`` backend the client's bytes go upstream unchanged, and the answer comes
+back untouched: the proxy asks the responder for a ``native_provider`` for each backend it tries
+(``backends.providers.anthropic.native``), so a failover between kinds switches per attempt.
 """
 
 from __future__ import annotations
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING
 import httpx
 
 from backends.providers.anthropic import anthropic_headers
+from backends.providers.anthropic.native import AnthropicNative
 from backends.providers.base import OpenAIError, ProviderError, parse_json
 from gateway import routing
 from gateway.asgi_io import JSON, RequestRejected, Responder, header, read_body
@@ -52,15 +52,23 @@ class AnthropicResponder(Responder):
     (a ``chat.completion``, chunk frames, error envelopes) reaches the client as a ``message``,
     Messages events and ``{"type":"error",...}``.
 
-    ``passthrough`` is for the proxy to set when the attempt it makes goes to an Anthropic
-    backend with the client's own bytes: then answers and streams go out as they came.
+    ``passthrough`` is set, per attempt, when the attempt goes to an Anthropic backend with the
+    client's own bytes: then answers and streams go out as they came.
     """
 
     def __init__(self, out: Responder, requested_model: str = "") -> None:
         super().__init__(out._send, out.ctx, close_connection=out.close_connection)
         self.requested_model = requested_model
         self.passthrough = False
+        # The client's own Messages request, for a backend that speaks Anthropic.
+        self.client_body: bytes | None = None
         self._translator: OpenAIToAnthropicStream | None = None
+
+    def native_provider(self, route) -> AnthropicNative | None:
+        """Called by the proxy for each backend it tries: the adapter that sends the client's
+        request as it came, or None to go through the OpenAI form."""
+        self.passthrough = route.kind == "anthropic" and self.client_body is not None
+        return AnthropicNative(self.client_body) if self.passthrough else None
 
     async def error(self, error: OpenAIError, headers: list[tuple[bytes, bytes]] | None = None) -> None:
         extra = list(headers or [])
@@ -142,6 +150,7 @@ class MessagesIngress:
             await answer.error(OpenAIError(400, str(refused), param=refused.param, code="invalid_request"))
             return
         answer.requested_model = model
+        answer.client_body = body
         chat_body = json.dumps(chat, ensure_ascii=False).encode()
         try:
             await _inference(

@@ -25,7 +25,7 @@ from backends.snapshot import BackendRoute
 from gateway import context as outcomes
 from gateway import routing
 from gateway.asgi_io import Responder
-from gateway.context import Attempt, RequestContext
+from gateway.context import Attempt, RequestContext, Usage
 from gateway.failures import outcome_of, transport_error
 from gateway.redaction import redacted_error, safe_headers
 from gateway.streaming import relay_stream
@@ -142,6 +142,11 @@ async def _try(
     """One backend. Returns once the client has its answer; raises ``_Retryable`` when the
     next backend may try."""
     provider = provider_for(route.kind)
+    # An ingress that speaks this backend's own protocol (``/v1/messages`` to an Anthropic
+    # backend) sends the client's request as it came instead of the OpenAI form.
+    native = getattr(out, "native_provider", None)
+    if native is not None:
+        provider = native(route) or provider
     ctx.backend = route.name
     try:
         request = getattr(provider, endpoint.build)(route, payload, body)
@@ -193,7 +198,7 @@ async def _try(
                 health_failure=True,
             ) from None
     try:
-        ctx.usage = usage_from_body(answer)
+        ctx.usage = _usage_of(provider, answer)
     except NotJSON as exc:
         raise _Retryable(
             OpenAIError(
@@ -208,6 +213,17 @@ async def _try(
     gw.breakers.record_success(route.name)
     attempt.outcome = outcomes.OK
     await out.bytes(upstream.status_code, answer, headers)
+
+
+def _usage_of(provider: Provider, answer: bytes) -> Usage | None:
+    """The answer's usage: an adapter that relays its backend's own protocol reads it itself."""
+    own = getattr(provider, "answer_usage", None)
+    if own is None:
+        return usage_from_body(answer)
+    try:
+        return Usage.from_openai(own(answer))
+    except ValueError:
+        raise NotJSON("the answer is not a JSON object") from None
 
 
 async def _open(gw: Gateway, route: BackendRoute, request: UpstreamRequest, provider: Provider) -> httpx.Response:

@@ -42,6 +42,12 @@ class AnthropicStream:
         self._thinking_count = 0
         self._stopped = False  # message_stop arrived
         self._ended = False  # [DONE] already emitted (after an error event)
+        self._upstream_error = False  # Anthropic sent an error event
+
+    @property
+    def finished(self) -> bool:
+        """Whether Anthropic ended the message itself: ``message_stop``, or an error event."""
+        return self._stopped or self._upstream_error
 
     # --- framing ------------------------------------------------------------------------------
     def feed(self, data: bytes) -> list[bytes]:
@@ -232,7 +238,7 @@ class AnthropicStream:
         logger.warning("anthropic: error event mid-stream: %s", error.message)
         out.append(error.sse())
         out.append(SSE_DONE)
-        self._ended = True
+        self._ended = self._upstream_error = True
 
     def _chunk(self, delta: dict, finish: str | None = None) -> bytes:
         chunk = {
