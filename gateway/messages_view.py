@@ -234,15 +234,25 @@ async def _count_upstream(gw: Gateway, ctx: RequestContext, route, body: bytes, 
     ctx.backend = route.name
     clients = gw.clients
     request = clients.request("POST", f"{route.url}/messages/count_tokens", anthropic_headers(route), body)
+    limit = gw.config.max_response_bytes
     try:
-        upstream = await clients.get().send(request)
-    except httpx.HTTPError as exc:
+        upstream = await clients.get().send(request, stream=True)
+        try:
+            chunks, size = [], 0
+            async for chunk in upstream.aiter_bytes():
+                size += len(chunk)
+                if size > limit:  # never held whole: an upstream cannot grow the gateway
+                    raise ProviderError(f"an answer larger than {limit} bytes")
+                chunks.append(chunk)
+            answer = b"".join(chunks)
+        finally:
+            await upstream.aclose()
+    except (httpx.HTTPError, ProviderError) as exc:
         logger.warning("backend %s: count_tokens failed: %s", route.name, type(exc).__name__)
-        await out.error(OpenAIError(502, f"backend {route.name} could not be reached", type="api_error"))
+        await out.error(OpenAIError(502, f"backend {route.name} did not give a token count", type="api_error"))
         return
     out.passthrough = True
     content_type = upstream.headers.get("content-type", "application/json").encode("latin-1", "replace")
-    answer = upstream.content[: gw.config.max_response_bytes]
     if route.api_key and route.api_key.encode() in answer:  # an upstream echoing the key must not leak it
         answer = answer.replace(route.api_key.encode(), b"[redacted]")
     await out.bytes(upstream.status_code, answer, None, content_type)
