@@ -37,6 +37,11 @@ REPO = HERE.parent
 MODEL = "bench-small"
 TARGET_ADDED_P50_MS = 1.5
 TARGET_JSON_RPS_C8 = 600
+# Issue 10: a limited client key (limits in Redis) against no auth, in the same run.
+TARGET_KEY_ADDED_P50_MS = 0.3
+TARGET_KEY_RPS_SHARE_C8 = 0.85
+# Limits that are on (every request is counted in Redis) but never reached.
+KEY_LIMITS = ["--rpm", "1000000000", "--tpm", "1000000000", "--max-concurrent", "100000"]
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 LOCAL_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -133,6 +138,31 @@ def _alarm(signum, frame):
     raise BenchError("timed out waiting for a child process")
 
 
+def start_redis(children: Children, cpu: int | None, data_dir: Path, unix: bool) -> tuple[subprocess.Popen, str]:
+    """A private redis-server for --limited-key, pinned with the load (not the system's Redis,
+    whose CPU placement the bench does not control)."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise BenchError("--limited-key needs redis-server on PATH, or pass --redis-url")
+    port = _free_port()
+    socket_path = data_dir / "redis.sock"
+    process = children.start(
+        [*_pin(cpu), binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
+         "--dir", str(data_dir), *(["--unixsocket", str(socket_path)] if unix else [])],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    import socket
+
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+            sock.sendall(b"PING\r\n")
+            if sock.recv(16).startswith(b"+PONG") and (not unix or socket_path.exists()):
+                return process, f"unix://{socket_path}" if unix else f"redis://127.0.0.1:{port}/0"
+        time.sleep(0.1)
+    raise BenchError("redis-server did not start")
+
+
 def gateway_command(args) -> list[str]:
     if args.gateway_cmd:
         return args.gateway_cmd.split()
@@ -145,15 +175,24 @@ def gateway_command(args) -> list[str]:
     return [found]
 
 
-def start_gateway(children: Children, args, *, fake_port: int, data_dir: Path, cpu: int | None, log):
+def start_gateway(
+    children: Children, args, *, fake_port: int, data_dir: Path, cpu: int | None, log, redis_url: str = ""
+):
     port = _free_port()
     env = dict(os.environ)
     # A private SQLite database, no Redis, no auth: only the hot path is measured.
     for name in ("DATABASE_URL", "REDIS_URL", "ELDRIC_MASTER_KEY", "ELDRIC_DATA_DIR"):
         env.pop(name, None)
     env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
+    # The gateway runs from its data dir: the repository stays importable even when the editable
+    # install predates an app (its package list is fixed at install time).
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH", "")]))
     if args.transport:
         env["ELDRIC_HTTP_TRANSPORT"] = args.transport
+    if args.limited_key:
+        # Only the limiter uses Redis (not Celery or the cache), under a prefix of this run's own.
+        env["ELDRIC_LIMITS_REDIS_URL"] = redis_url
+        env["ELDRIC_LIMITS_REDIS_PREFIX"] = f"eldbench:{os.getpid()}:{port}:"
     command = [
         *_pin(cpu),
         *gateway_command(args),
@@ -224,6 +263,36 @@ def sanity_check(port: int) -> None:
     status, headers, body = _post(base, {**CHAT_BODY, "stream": True})
     if status != 200 or not body.rstrip().endswith(b"data: [DONE]") or body.count(b"data: ") != 21:
         raise BenchError(f"unexpected stream through the gateway: {status} {body[-200:]!r}")
+
+
+def create_limited_key(args, data_dir: Path, port: int, timeout: float = 30.0) -> str:
+    """A client key with every rate limit on (and never reached), made with ``manage.py
+    key_create`` against the gateway's database; returns once the gateway accepts it."""
+    python = REPO / ".venv" / "bin" / "python"
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env.update(ELDRIC_DATA_DIR=str(data_dir), DJANGO_SETTINGS_MODULE="eldric_cloud.settings")
+    budget = ["--budget-usd", "1000000000", "--budget-period", "month"] if args.key_budget else []
+    done = subprocess.run(
+        [str(python if python.exists() else sys.executable), "manage.py", "key_create", "--name", "bench",
+         *KEY_LIMITS, *budget, "--json"],
+        cwd=str(REPO), env=env, capture_output=True, text=True, timeout=timeout, check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise BenchError(f"key_create failed: {done.stderr[-2000:]}")
+    key = json.loads(done.stdout.strip().splitlines()[-1])["key"]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/v1/chat/completions",
+            data=json.dumps(CHAT_BODY).encode(),
+            headers={"content-type": "application/json", "authorization": f"Bearer {key}"},
+            method="POST",
+        )
+        with contextlib.suppress(OSError), LOCAL_OPENER.open(request, timeout=5) as response:
+            if response.status == 200 and response.headers.get("x-ratelimit-limit-requests"):
+                return key
+        time.sleep(0.2)
+    raise BenchError("the gateway did not accept the bench key (is Redis reachable at --redis-url?)")
 
 
 # --- /proc -----------------------------------------------------------------------------
@@ -321,16 +390,16 @@ def parse_wrk(output: str, into: Measurement) -> Measurement:
     return into
 
 
-def write_scripts(directory: Path) -> dict[str, Path]:
+def write_scripts(directory: Path, key: str = "sk-client", suffix: str = "") -> dict[str, Path]:
     scripts = {}
     for mode, body in (("json", CHAT_BODY), ("sse", {**CHAT_BODY, "stream": True})):
-        path = directory / f"chat_{mode}.lua"
+        path = directory / f"chat_{mode}{suffix}.lua"
         encoded = json.dumps(body)  # contains '"stream": true' for the SSE script
         path.write_text(
             'wrk.method = "POST"\n'
             f"wrk.body = [==[{encoded}]==]\n"
             'wrk.headers["Content-Type"] = "application/json"\n'
-            'wrk.headers["Authorization"] = "Bearer sk-client"\n'
+            f'wrk.headers["Authorization"] = "Bearer {key}"\n'
         )
         scripts[mode] = path
     return scripts
@@ -360,6 +429,21 @@ def run_wrk(url: str, script: Path, concurrency: int, duration: float, cpu: int 
     return done.stdout
 
 
+def measure_key(args, url: str, script: Path, pid: int, *, direct: Measurement, through: Measurement) -> Measurement:
+    """The same load with the limited key, right after the no-auth measurement."""
+    load_cpu = 1 if args.pin and shutil.which("taskset") is not None and (os.cpu_count() or 1) >= 2 else None
+    before = cpu_seconds(pid)
+    keyed = parse_wrk(
+        run_wrk(url, script, through.concurrency, args.duration, load_cpu),
+        Measurement("gateway+key", through.mode, through.concurrency),
+    )
+    if keyed.requests:
+        keyed.cpu_ms_per_request = (cpu_seconds(pid) - before) * 1000 / keyed.requests
+    keyed.added_p50_ms = keyed.p50_ms - direct.p50_ms
+    keyed.notes.append(f"key adds p50 {keyed.p50_ms - through.p50_ms:.3f} ms over no auth")
+    return keyed
+
+
 # --- one run ---------------------------------------------------------------------------
 
 
@@ -372,13 +456,25 @@ def one_run(args, children: Children, run_index: int) -> dict:
         fake, fake_port = start_fake_provider(children, args.python, load_cpu)
         log_path = tmp_path / "gateway.log"
         (tmp_path / "data").mkdir()
+        redis_url, redis = args.redis_url, None
+        if args.limited_key and not redis_url:
+            redis, redis_url = start_redis(children, load_cpu, tmp_path, args.redis_unix)
         with log_path.open("w") as log:
             gateway, port = start_gateway(
-                children, args, fake_port=fake_port, data_dir=tmp_path / "data", cpu=gateway_cpu, log=log
+                children,
+                args,
+                fake_port=fake_port,
+                data_dir=tmp_path / "data",
+                cpu=gateway_cpu,
+                log=log,
+                redis_url=redis_url,
             )
         try:
             wait_for_gateway(gateway, port, log_path, args.startup_timeout)
             sanity_check(port)
+            key_scripts = {}
+            if args.limited_key:
+                key_scripts = write_scripts(tmp_path, create_limited_key(args, tmp_path / "data", port), "_key")
             pid = serving_pid(gateway)
             extra = descendants(pid)
             ready_memory = memory_kib(pid)
@@ -389,6 +485,8 @@ def one_run(args, children: Children, run_index: int) -> dict:
             # Warm-up: connection pools, imports done on first use, CPU frequency.
             for mode in args.modes:
                 run_wrk(urls["gateway"], scripts[mode], 8, args.warmup, load_cpu)
+                if key_scripts:
+                    run_wrk(urls["gateway"], key_scripts[mode], 8, args.warmup, load_cpu)
             results: list[Measurement] = []
             for mode in args.modes:
                 for concurrency in args.concurrency:
@@ -405,16 +503,24 @@ def one_run(args, children: Children, run_index: int) -> dict:
                         through.cpu_ms_per_request = (cpu_seconds(pid) - before) * 1000 / through.requests
                     through.added_p50_ms = through.p50_ms - direct.p50_ms
                     results += [direct, through]
+                    if key_scripts:
+                        script = key_scripts[mode]
+                        results.append(measure_key(args, urls["gateway"], script, pid, direct=direct, through=through))
                     if gateway.poll() is not None:
                         raise BenchError(f"eldric-cloudd died during the run:\n{_tail(log_path)}")
             memory = memory_kib(pid)
         finally:
             children.stop(gateway)
             children.stop(fake)
+            if redis is not None:
+                children.stop(redis)
     return {
         "run": run_index,
         "server": args.server,
         "transport": args.transport or "default",
+        "limited_key": bool(args.limited_key),
+        "key_budget": bool(args.limited_key and args.key_budget),
+        "redis": redis_url if args.limited_key else "",
         "pinned": pin,
         "gateway_pid_children": extra,
         "peak_rss_mb": round(memory.get("VmHWM", 0) / 1024, 1),
@@ -497,13 +603,27 @@ def _print_targets(runs: list[dict]) -> None:
     if rps:
         verdict = "met" if min(rps) >= TARGET_JSON_RPS_C8 else "missed"
         print(f"target JSON req/s at c=8 >= {TARGET_JSON_RPS_C8}: {_span(rps, 0)} ({verdict})")
+    key_p50 = _pick(runs, "gateway+key", "json", 1, "p50_ms")
+    open_p50 = _pick(runs, "gateway", "json", 1, "p50_ms")
+    if key_p50 and len(key_p50) == len(open_p50):
+        added = [k - o for k, o in zip(key_p50, open_p50, strict=True)]
+        verdict = "met" if max(added) <= TARGET_KEY_ADDED_P50_MS else "missed"
+        print(f"target limited key adds p50 at c=1 <= {TARGET_KEY_ADDED_P50_MS} ms: {_span(added, 3)} ms ({verdict})")
+    key_rps = _pick(runs, "gateway+key", "json", 8, "rps")
+    if key_rps and len(key_rps) == len(rps):
+        shares = [k / o for k, o in zip(key_rps, rps, strict=True) if o]
+        verdict = "met" if shares and min(shares) >= TARGET_KEY_RPS_SHARE_C8 else "missed"
+        print(
+            f"target limited key keeps >= {TARGET_KEY_RPS_SHARE_C8:.0%} of no-auth JSON req/s at c=8: "
+            f"{_span([100 * x for x in shares], 1)} % ({verdict})"
+        )
 
 
 def print_ranges(runs: list[dict], args) -> None:
     print(f"\nranges over {len(runs)} runs: server={args.server} transport={args.transport or 'default'}")
     print("| target | mode | conc | req/s | p50 ms | p99 ms | added p50 ms | gw CPU ms/req |")
     print("|---|---|---|---|---|---|---|---|")
-    for target in ("direct", "gateway"):
+    for target in ("direct", "gateway", "gateway+key") if args.limited_key else ("direct", "gateway"):
         for mode in args.modes:
             for c in args.concurrency:
                 cells = [
@@ -542,6 +662,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--gateway-cmd", help="command that runs eldric-cloudd (default .venv/bin/eldric-cloudd)")
     parser.add_argument("--python", default=sys.executable, help="interpreter for the fake provider")
     parser.add_argument("--startup-timeout", type=float, default=120.0, help="seconds to wait for /health")
+    parser.add_argument(
+        "--limited-key",
+        action="store_true",
+        help="also measure with a client key whose RPM/TPM/concurrency limits are on, counted in Redis",
+    )
+    parser.add_argument(
+        "--redis-url",
+        default="",
+        help="Redis for --limited-key (default: a private redis-server, pinned with the load)",
+    )
+    parser.add_argument("--key-budget", action="store_true", help="with --limited-key: give the key a budget too")
+    parser.add_argument(
+        "--redis-unix", action="store_true", help="with --limited-key: reach the private Redis over a Unix socket"
+    )
     args = parser.parse_args(argv)
     try:
         args.concurrency = [int(c) for c in args.concurrency.split(",") if c.strip()]

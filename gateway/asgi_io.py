@@ -61,7 +61,7 @@ class Responder:
     status, the error class and when the first byte left.
     """
 
-    __slots__ = ("_send", "close_connection", "ctx", "ended", "started", "streaming")
+    __slots__ = ("_send", "before_end", "close_connection", "ctx", "ended", "extra_headers", "started", "streaming")
 
     def __init__(self, send, ctx: RequestContext, *, close_connection: bool = False) -> None:
         self._send = send
@@ -70,12 +70,19 @@ class Responder:
         self.started = False
         self.ended = False
         self.streaming = False
+        # Sent with whatever answer the request gets (the rate-limit headers of a limited key).
+        self.extra_headers: list[tuple[bytes, bytes]] | None = None
+        # Awaited once, just before the last byte of the answer goes out (a budget's charge,
+        # so that a client never sees its request end before the request was paid for).
+        self.before_end = None
 
     async def start(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
         ctx = self.ctx
         headers.append((b"x-request-id", ctx.request_id.encode()))
         if ctx.backend:
             headers.append((b"x-eldric-backend", ctx.backend.encode()))
+        if self.extra_headers:
+            headers.extend(self.extra_headers)
         if self.close_connection:
             headers.append((b"connection", b"close"))
         ctx.status = status
@@ -86,6 +93,9 @@ class Responder:
         if data and self.ctx.first_client_byte is None:
             self.ctx.first_client_byte = time.monotonic()
         if not more:
+            if self.before_end is not None:
+                hook, self.before_end = self.before_end, None
+                await hook()
             self.ended = True
         await self._send({"type": "http.response.body", "body": data, "more_body": more})
 

@@ -30,6 +30,16 @@ class GatewayConfig:
     # Longest line a stream may send: translators and the usage stripper hold a line until it ends.
     max_stream_line_bytes: int = 4 * 1024 * 1024
     snapshot_poll_seconds: float = 0.5
+    # /v1 without any key answers 401 (ELDRIC_REQUIRE_CLIENT_KEY).
+    require_client_key: bool = False
+    # Rate limits and budgets: in Redis at this URL (shared), or in memory when empty.
+    limits_redis_url: str = ""
+    limits_fail_open: bool = True
+    limits_redis_timeout: float = 0.5
+    limits_retry_seconds: float = 1.0
+    limits_slot_lease_seconds: float = 900.0
+    # Prefix of the limiter's Redis keys: deployments sharing one Redis keep apart by it.
+    limits_redis_prefix: str = "eld:lim:"
 
     @classmethod
     def from_settings(cls) -> GatewayConfig:
@@ -53,4 +63,11 @@ class GatewayConfig:
             retry_after_max=settings.ELDRIC_RETRY_AFTER_MAX_SECONDS,
             max_stream_line_bytes=settings.ELDRIC_MAX_STREAM_LINE_BYTES,
             snapshot_poll_seconds=settings.ELDRIC_SNAPSHOT_POLL_SECONDS,
+            require_client_key=settings.ELDRIC_REQUIRE_CLIENT_KEY,
+            limits_redis_url=settings.ELDRIC_LIMITS_REDIS_URL or settings.REDIS_URL,
+            limits_fail_open=settings.ELDRIC_LIMITS_FAIL_OPEN,
+            limits_redis_timeout=settings.ELDRIC_LIMITS_REDIS_TIMEOUT,
+            limits_retry_seconds=settings.ELDRIC_LIMITS_RETRY_SECONDS,
+            limits_slot_lease_seconds=settings.ELDRIC_LIMITS_SLOT_LEASE_SECONDS,
+            limits_redis_prefix=settings.ELDRIC_LIMITS_REDIS_PREFIX,
         )

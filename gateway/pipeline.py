@@ -13,6 +13,7 @@ another thread). An observer that raises is logged and skipped; the request is l
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import re
@@ -24,6 +25,7 @@ from gateway.breaker import BreakerBoard
 from gateway.config import GatewayConfig
 from gateway.context import RequestContext
 from gateway.http import UpstreamClients
+from gateway.limits import Limiter, limiter_for
 from gateway.snapshot import SnapshotSource
 
 logger = logging.getLogger(__name__)
@@ -45,6 +47,7 @@ class Gateway:
         breakers: BreakerBoard | None = None,
         clients: UpstreamClients | None = None,
         observers: list[RequestObserver] | None = None,
+        limiter: Limiter | None = None,
     ) -> None:
         self.config = config
         self.snapshots = snapshots or SnapshotSource()
@@ -55,6 +58,11 @@ class Gateway:
             lease_seconds=config.request_timeout + config.connect_timeout,
         )
         self.clients = clients or UpstreamClients(config)
+        # Rate limits and budgets; a request that passed holds a ticket until ``finish``.
+        self.limiter = limiter or limiter_for(config)
+        self.limiter.cost_of = self.cost_of
+        # (routing snapshot id, key's model patterns) -> (snapshot, /v1/models body for that key)
+        self._models_bodies: dict[tuple[int, tuple[str, ...]], tuple[RoutingSnapshot, bytes]] = {}
         self.observers: list[RequestObserver] = list(observers or [])
         # The accounting observers (traffic, usage): started with the gateway and flushed when
         # it closes; each is in ``observers`` too. ``recorder`` is the traffic one.
@@ -140,6 +148,7 @@ class Gateway:
         for recorder in self.recorders:
             await asyncio.to_thread(recorder.stop)
         await self.clients.aclose()
+        await self.limiter.aclose()
         self._started = False
 
     # --- requests ----------------------------------------------------------------------
@@ -162,10 +171,21 @@ class Gateway:
         ctx.done = time.monotonic()
         self._inflight.pop(ctx, None)
         if ctx.usage is not None:
-            snapshots = self.snapshots
-            ctx.cost_usd = snapshots.prices.cost(ctx.model, snapshots.current.backends.get(ctx.backend), ctx.usage)
+            ctx.cost_usd = self.cost_of(ctx)
+        # However the request ended: its concurrency slot is freed, its tokens and cost settle.
+        try:
+            self.limiter.release(ctx)
+        except Exception:
+            logger.exception("releasing the limits of request %s failed", ctx.request_id)
         if self.observers:
             asyncio.get_running_loop().call_soon(self._notify, ctx)
+
+    def cost_of(self, ctx: RequestContext) -> float | None:
+        """What the request cost by the price book (None: unpriced, or no usage yet)."""
+        if ctx.usage is None:
+            return None
+        snapshots = self.snapshots
+        return snapshots.prices.cost(ctx.model, snapshots.current.backends.get(ctx.backend), ctx.usage)
 
     def _notify(self, ctx: RequestContext) -> None:
         for observer in self.observers:
@@ -177,6 +197,25 @@ class Gateway:
     def routing_for(self, ctx: RequestContext) -> RoutingSnapshot:
         """The routing snapshot as the caller's organisation sees it: only the backends it may use."""
         return self.snapshots.current.for_org(ctx.principal.organisation)
+
+    def models_body_for(self, routing: RoutingSnapshot, patterns: tuple[str, ...]) -> bytes:
+        """``/v1/models`` for a key limited to some models: only those it may use (cached per
+        routing snapshot, so the hot path filters once per snapshot and key pattern set)."""
+        if not patterns:
+            return routing.models_body
+        cache_key = (id(routing), patterns)
+        cached = self._models_bodies.get(cache_key)
+        if cached is not None and cached[0] is routing:
+            return cached[1]
+        from orgs.keys import model_allowed
+
+        listing = json.loads(routing.models_body)
+        listing["data"] = [m for m in listing.get("data", []) if model_allowed(patterns, str(m.get("id", "")))]
+        body = json.dumps(listing).encode()
+        if len(self._models_bodies) > 1000:
+            self._models_bodies.clear()
+        self._models_bodies[cache_key] = (routing, body)
+        return body
 
     # --- live state for observers, /health and the heartbeat ---------------------------
     def backend_live_states(self) -> dict[str, dict]:

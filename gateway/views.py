@@ -11,12 +11,14 @@ import json
 import math
 import re
 import time
+from functools import partial
 from typing import TYPE_CHECKING
 
 from backends.providers.base import OpenAIError
 from gateway import routing
 from gateway.asgi_io import RequestRejected, Responder, header, read_body
-from gateway.auth import authenticate
+from gateway.auth import authenticate, model_forbidden
+from gateway.limits import estimate_tokens
 from gateway.proxy import CHAT, EMBEDDINGS, Endpoint, forward
 from orgs.licenses import license_health
 
@@ -175,7 +177,7 @@ async def _inference(gw: Gateway, ctx: RequestContext, scope, receive, out: Resp
     if scope["method"] != "POST":
         await out.error(method_not_allowed(scope, "POST"), allow_header("POST"))
         return
-    ctx.principal, denied = authenticate(scope, gw.config.master_key)
+    ctx.principal, key, denied = authenticate_request(gw, scope)
     if denied is not None:
         await out.error(denied)
         return
@@ -185,7 +187,20 @@ async def _inference(gw: Gateway, ctx: RequestContext, scope, receive, out: Resp
     except RequestRejected as rejected:
         await out.error(rejected.error)
         return
+    forbidden = model_forbidden(key, ctx.model)
+    if forbidden is not None:
+        await out.error(forbidden)
+        return
     ctx.stream = endpoint is CHAT and payload.get("stream") is True
+    limiter = gw.limiter
+    scopes = limiter.scopes_for(key, gw.snapshots.access.organisation(ctx.principal.organisation))
+    if scopes:
+        refused, out.extra_headers = await limiter.acquire(ctx, scopes, estimate_tokens(payload, body))
+        if refused is not None:
+            await out.error(refused)
+            return
+        if limiter.charges_before_end(ctx):
+            out.before_end = partial(limiter.release_before_end, ctx)
     watcher = asyncio.create_task(_watch_disconnect(receive, ctx, asyncio.current_task()))
     try:
         async with asyncio.timeout(None if ctx.stream else gw.config.request_timeout):
@@ -215,28 +230,38 @@ async def embeddings(gw, ctx, scope, receive, out) -> None:
     await _inference(gw, ctx, scope, receive, out, parse=parse_embeddings, endpoint=EMBEDDINGS)
 
 
-async def _read_only(gw: Gateway, ctx: RequestContext, scope, out: Responder) -> bool:
-    """GET or HEAD, and authenticated; otherwise answered here. True when the caller may go on."""
+def authenticate_request(gw: Gateway, scope):
+    """``(principal, key record or None, error or None)`` for a /v1 request, from the access
+    snapshot and the gateway's settings."""
+    return authenticate(scope, gw.config.master_key, gw.snapshots.access, require_key=gw.config.require_client_key)
+
+
+async def _read_only(gw: Gateway, ctx: RequestContext, scope, out: Responder):
+    """GET or HEAD, and authenticated; otherwise answered here. ``(True, key record)`` when the
+    caller may go on."""
     if scope["method"] not in ("GET", "HEAD"):
         await out.error(method_not_allowed(scope, "GET or HEAD"), allow_header("GET or HEAD"))
-        return False
-    ctx.principal, denied = authenticate(scope, gw.config.master_key)
+        return False, None
+    ctx.principal, key, denied = authenticate_request(gw, scope)
     if denied is not None:
         await out.error(denied)
-        return False
-    return True
+        return False, None
+    return True, key
 
 
 async def models_list(gw, ctx, scope, receive, out) -> None:
-    if await _read_only(gw, ctx, scope, out):
-        await out.bytes(200, gw.routing_for(ctx).models_body)
+    allowed, key = await _read_only(gw, ctx, scope, out)
+    if allowed:
+        routing = gw.routing_for(ctx)
+        await out.bytes(200, gw.models_body_for(routing, key.models) if key is not None else routing.models_body)
 
 
 async def model_retrieve(gw, ctx, scope, receive, out, *, model_id: str) -> None:
-    if not await _read_only(gw, ctx, scope, out):
+    allowed, key = await _read_only(gw, ctx, scope, out)
+    if not allowed:
         return
     routes = gw.routing_for(ctx).model_routes.get(model_id)
-    if not routes:
+    if not routes or model_forbidden(key, model_id) is not None:
         await out.error(
             OpenAIError(404, f"The model `{model_id}` does not exist.", param="model", code="model_not_found")
         )
@@ -266,6 +291,7 @@ def health_report(gw: Gateway) -> dict:
         "uptime_seconds": int(time.monotonic() - gw.started_at),
         "requests_in_flight": gw.inflight,
         "license": license_health(gw.snapshots.access),
+        "limits": gw.limiter.health(),
     }
 
 
