@@ -51,9 +51,17 @@ def migrate() -> None:
             cursor.execute("SELECT pg_advisory_unlock(%s)", [MIGRATE_LOCK_KEY])
 
 
+def collect_static() -> None:
+    """Copy the apps' static files into ``STATIC_ROOT``, where WhiteNoise serves them from
+    (dashboard/static_files.py). Unchanged files are skipped, so a restart copies nothing;
+    instances sharing a data directory copy the same bytes to the same names."""
+    call_command("collectstatic", interactive=False, verbosity=0)
+
+
 def prepare(options) -> StartupState:
     from backends.services import worker_heartbeat_clear
 
+    collect_static()
     try:
         return _prepare(options)
     except ConfigError:
@@ -283,12 +291,23 @@ def _serve(options, reloader) -> int:
         # Neither Twisted nor uvicorn handles SIGHUP; installing it again costs nothing.
         reloader.watch()
         reloader.install_sighup()
+    from eldric_cloud import asgi
+    from eldric_cloud.controller.build import controller_client_build
+
+    server = None
+    asgi.gateway.controller = controller_client_build(
+        asgi.gateway,
+        controller_url=options.controller_url,
+        bind_host=options.host,
+        port=options.port,
+        # Daphne's open client connections; under uvicorn, requests in flight stand in for them.
+        connections=(lambda: len(server.http_factory.channels)) if options.server != "uvicorn" else None,
+    )
     if options.server == "uvicorn":
         from eldric_cloud.server.uvicorn_server import run_uvicorn
 
         return run_uvicorn(sock=sock, limits=limits, replace_pid=options.replace_pid)
 
-    from eldric_cloud import asgi
     from eldric_cloud.server.daphne_server import EldricDaphneServer
 
     if reloader is not None:

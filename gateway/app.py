@@ -12,7 +12,7 @@ import asyncio
 import logging
 
 from backends.providers.base import OpenAIError
-from gateway import usage_views, views
+from gateway import messages_view, usage_views, views
 from gateway.asgi_io import Responder, header
 from gateway.pipeline import Gateway
 
@@ -24,6 +24,8 @@ ROUTES = {
     "/v1/embeddings": (views.embeddings, "openai.embeddings"),
     "/v1/models": (views.models_list, "openai.models"),
     "/v1/usage": (usage_views.usage_self, "eldric.usage"),
+    "/v1/messages": (messages_view.messages, "anthropic.messages"),
+    "/v1/messages/count_tokens": (messages_view.count_tokens, "anthropic.messages"),
     "/health": (views.health, "health"),
     "/health/ready": (views.readiness, "health"),
 }
@@ -95,6 +97,7 @@ class GatewayApplication:
                 if self.start_on_lifespan:
                     # The first snapshot is read from the database: not on the event loop.
                     await asyncio.to_thread(self.gateway.start)
+                self.gateway.serving_started()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.gateway.aclose()

@@ -276,3 +276,12 @@ def _replaying(body: bytes, receive):
         return await receive()
 
     return replay
+
+
+# The routed handlers: the ingress, with its state, is the gateway's (``Gateway.messages``).
+async def messages(gw: Gateway, ctx: RequestContext, scope, receive, out: Responder) -> None:
+    await gw.messages.messages(gw, ctx, scope, receive, out)
+
+
+async def count_tokens(gw: Gateway, ctx: RequestContext, scope, receive, out: Responder) -> None:
+    await gw.messages.count_tokens(gw, ctx, scope, receive, out)

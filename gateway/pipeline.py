@@ -26,6 +26,7 @@ from gateway.config import GatewayConfig
 from gateway.context import RequestContext
 from gateway.http import UpstreamClients
 from gateway.limits import Limiter, limiter_for
+from gateway.messages_view import MessagesIngress
 from gateway.snapshot import SnapshotSource
 
 logger = logging.getLogger(__name__)
@@ -72,6 +73,12 @@ class Gateway:
         self._started = False
         self._draining = False
         self._inflight: dict[RequestContext, asyncio.Task | None] = {}
+        # The controller client (``eldric_cloud.controller``), set by the server's start-up
+        # when registration is configured: started on the serving loop, closed at the drain.
+        self.controller = None
+        self._deregistering: asyncio.Future | None = None
+        # The Anthropic Messages ingress (``/v1/messages``) and what it has logged.
+        self.messages = MessagesIngress()
 
     @classmethod
     def from_settings(cls) -> Gateway:
@@ -109,6 +116,11 @@ class Gateway:
             recorder.start()
         self._started = True
 
+    def serving_started(self) -> None:
+        """On the serving event loop, once the listener is open: what needs that loop."""
+        if self.controller is not None:
+            self.controller.start()
+
     @property
     def ready(self) -> bool:
         return self._started and not self._draining
@@ -121,6 +133,9 @@ class Gateway:
         if not self._draining:
             self._draining = True
             logger.info("draining: %d requests in flight", len(self._inflight))
+            if self.controller is not None:
+                # Deregistered as the drain begins, so the controller sends no new work here.
+                self._deregistering = asyncio.ensure_future(self.controller.aclose())
 
     @property
     def inflight(self) -> int:
@@ -143,7 +158,11 @@ class Gateway:
                 task.cancel()
 
     async def aclose(self) -> None:
-        """Stop the poller, flush accounting, close the upstream clients."""
+        """Deregister, stop the poller, flush accounting, close the upstream clients."""
+        if self._deregistering is not None:
+            await asyncio.gather(self._deregistering, return_exceptions=True)
+        if self.controller is not None:
+            await self.controller.aclose()
         self.snapshots.stop()
         for recorder in self.recorders:
             await asyncio.to_thread(recorder.stop)

@@ -269,6 +269,9 @@ async def model_retrieve(gw, ctx, scope, receive, out, *, model_id: str) -> None
     await out.json(200, {"id": model_id, "object": "model", "created": 0, "owned_by": routes[0].name})
 
 
+CONTROLLER_OFF = {"configured": False, "state": "disabled"}
+
+
 def health_report(gw: Gateway) -> dict:
     snap = gw.snapshots.current
     breakers = gw.breakers
@@ -292,6 +295,7 @@ def health_report(gw: Gateway) -> dict:
         "requests_in_flight": gw.inflight,
         "license": license_health(gw.snapshots.access),
         "limits": gw.limiter.health(),
+        "controller": CONTROLLER_OFF if gw.controller is None else gw.controller.controller_health(),
     }
 
 

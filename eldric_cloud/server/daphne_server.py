@@ -132,6 +132,8 @@ class EldricDaphneServer(Server):
         self.sock.close()  # Twisted holds its own descriptor of the socket now
         host, port = connections.port.getHost().host, connections.port.getHost().port
         logger.info("ready: serving http://%s:%s (daphne, pid %s)", host, port, os.getpid())
+        # A loop callback: the reactor calls this before its asyncio loop counts as running.
+        loop.call_soon(self.gateway.serving_started)
         notify_systemd("READY=1")
         replace_old_process(self.replace_pid)
 

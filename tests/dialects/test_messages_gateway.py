@@ -1,8 +1,7 @@
 """``/v1/messages`` end to end: the official ``anthropic`` SDK, unmodified, against the real
 gateway server and fake providers replaying recorded answers.
 
-The route is not in ``gateway.app.ROUTES`` yet (the lead wires it): each test adds it for
-itself, exactly as it is meant to be wired.
+The routes are the real ones (``gateway.app.ROUTES``, the ingress on the ``Gateway``).
 """
 
 from __future__ import annotations
@@ -13,8 +12,6 @@ import anthropic
 import httpx
 import pytest
 
-from gateway import app as gateway_app
-from gateway.messages_view import MessagesIngress
 from tests.conftest import route_for
 from tests.fakes import anthropic as fake_anthropic
 from tests.fakes import recordings
@@ -29,11 +26,8 @@ TOOL = {
 
 
 @pytest.fixture
-def messages_routes(monkeypatch):
-    ingress = MessagesIngress()
-    monkeypatch.setitem(gateway_app.ROUTES, "/v1/messages", (ingress.messages, "anthropic.messages"))
-    monkeypatch.setitem(gateway_app.ROUTES, "/v1/messages/count_tokens", (ingress.count_tokens, "anthropic.messages"))
-    return ingress
+def messages_routes(gateway):
+    return gateway.gateway.messages
 
 
 @pytest.fixture

@@ -10,8 +10,6 @@ import anthropic
 import httpx
 import pytest
 
-from gateway import app as gateway_app
-from gateway.messages_view import MessagesIngress
 from tests.conftest import route_for
 from tests.fakes import anthropic as fake_anthropic
 from tests.fakes import recordings
@@ -22,9 +20,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:The model 'claude-sonnet-4-0' is
 
 
 @pytest.fixture
-def anthropic_backend(gateway, fake_provider, monkeypatch):
-    ingress = MessagesIngress()
-    monkeypatch.setitem(gateway_app.ROUTES, "/v1/messages", (ingress.messages, "anthropic.messages"))
+def anthropic_backend(gateway, fake_provider):
     fake = fake_provider("anthropic")
     gateway.route((route_for(fake, kind="anthropic", key="sk-ant-test-key-0001"), [MODEL]))
     return gateway, fake
@@ -110,9 +106,7 @@ def test_a_stream_cut_before_message_stop_ends_with_an_error_event(anthropic_bac
     assert last.startswith(b"event: error\n") and b'"type":"api_error"' in last
 
 
-def test_a_failover_to_an_openai_backend_translates_that_attempt(gateway, fake_provider, monkeypatch):
-    ingress = MessagesIngress()
-    monkeypatch.setitem(gateway_app.ROUTES, "/v1/messages", (ingress.messages, "anthropic.messages"))
+def test_a_failover_to_an_openai_backend_translates_that_attempt(gateway, fake_provider):
     down, openai = fake_provider("anthropic-down"), fake_provider("openai")
     down.on("POST", "/v1/messages", fake_anthropic.error(529, "overloaded_error", "Overloaded"))
     openai.on("POST", "/v1/chat/completions", reply_bytes(recordings.response("openai", "chat_text")))
