@@ -104,9 +104,26 @@ def test_the_seeded_prices_name_their_source_and_date():
     from usage.models import ModelPrice
 
     seeded = {(p.provider, p.model): p for p in ModelPrice.objects.all()}
-    for key in [("openai", "gpt-5.4"), ("openai", "gpt-5.4-mini"), ("anthropic", "claude-sonnet-4-2025*")]:
+    for key in [
+        ("openai", "gpt-5.4"),
+        ("openai", "gpt-5.4-mini"),
+        ("anthropic", "claude-sonnet-4-2025*"),
+        ("x.ai", "grok-4.3"),
+    ]:
         assert seeded[key].source_url.startswith("https://") and seeded[key].as_of is not None
-    assert not any(p.startswith(("xai", "groq", "deepseek")) for p, _ in seeded)  # unconfirmed: left unpriced
+    assert not any(p.startswith(("groq", "deepseek")) for p, _ in seeded)  # unconfirmed: left unpriced
+
+
+@pytest.mark.django_db
+def test_a_seeded_price_applies_to_the_presets_backend():
+    from usage.selectors import price_book_build
+
+    book = price_book_build()
+    xai = route("xai", url="https://api.x.ai/v1")
+    # 1M input, 1M output at grok-4.3's list price: 1.25 + 2.50.
+    assert book.cost("grok-4.3", xai, Usage(1_000_000, 1_000_000)) == pytest.approx(3.75)
+    groq = route("groq", url="https://api.groq.com/openai/v1")
+    assert book.cost("llama-3.3-70b-versatile", groq, Usage(1, 1)) is None
 
 
 @pytest.mark.django_db(transaction=True)

@@ -2,8 +2,9 @@
 
 Only prices that could be confirmed are seeded; a model left out here is *unpriced* (flagged
 in the usage views and API, never billed as $0) until an operator adds its price in the admin.
-Left unpriced on purpose: xAI, Groq, Together, Fireworks, Mistral, Cohere and DeepSeek (no
-current list price could be confirmed when this was written).
+Left unpriced on purpose: Groq, Together, Fireworks, Mistral, Cohere and DeepSeek (no current
+list price could be confirmed from the provider itself when this was written; DeepSeek's own
+page and newer third-party figures disagree).
 """
 
 import datetime
@@ -15,6 +16,8 @@ OPENAI_SOURCE = "https://tokenmix.ai/blog/openai-api-cost-2026-gpt-5-5-5-4-nano-
 OPENAI_AS_OF = datetime.date(2026, 6, 4)
 ANTHROPIC_SOURCE = "https://docs.anthropic.com/en/docs/about-claude/pricing"
 ANTHROPIC_AS_OF = datetime.date(2026, 12, 1)
+XAI_SOURCE = "https://docs.x.ai/developers/pricing"
+XAI_AS_OF = datetime.date(2026, 12, 1)
 
 # (provider, model id or glob, input, cached input, output, source, as of): USD per 1M tokens.
 PRICES = [
@@ -34,6 +37,13 @@ PRICES = [
     ("anthropic", "claude-3-7-sonnet*", "3.00", "0.30", "15.00", ANTHROPIC_SOURCE, ANTHROPIC_AS_OF),
     ("anthropic", "claude-3-5-haiku*", "0.80", "0.08", "4.00", ANTHROPIC_SOURCE, ANTHROPIC_AS_OF),
     ("anthropic", "claude-3-haiku*", "0.25", "0.03", "1.25", ANTHROPIC_SOURCE, ANTHROPIC_AS_OF),
+    # xAI's own pricing page (Chat API, per 1M tokens). "x.ai" matches a backend on api.x.ai.
+    ("x.ai", "grok-4.3", "1.25", "0.20", "2.50", XAI_SOURCE, XAI_AS_OF),
+    ("x.ai", "grok-4.20-multi-agent-0309", "1.25", "0.20", "2.50", XAI_SOURCE, XAI_AS_OF),
+    ("x.ai", "grok-4.20-0309-reasoning", "1.25", "0.20", "2.50", XAI_SOURCE, XAI_AS_OF),
+    ("x.ai", "grok-4.20-0309-non-reasoning", "1.25", "0.20", "2.50", XAI_SOURCE, XAI_AS_OF),
+    ("x.ai", "grok-4-1-fast-reasoning", "0.20", "0.05", "0.50", XAI_SOURCE, XAI_AS_OF),
+    ("x.ai", "grok-4-1-fast-non-reasoning", "0.20", "0.05", "0.50", XAI_SOURCE, XAI_AS_OF),
     # Local Ollama: no per-token charge. Edit it for a paid remote Ollama.
     ("ollama", "*", "0", None, "0", "", None),
 ]
