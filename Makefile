@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format bench bench-peers clean
+.PHONY: run test lint format bench bench-peers clean browser-deps
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,7 +24,18 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: $(STAMP) lint
+# Headless Chromium for the dashboard's browser test (tests/dashboard/test_browser.py):
+# Debian's chromium and chromium-driver. Installed when missing and this user can (root or
+# sudo); otherwise that one test is skipped, or fails under ELDRIC_REQUIRE_SERVICES=1 (CI).
+browser-deps:
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; \
+	elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then \
+	  sudo apt-get update -q && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; \
+	else echo "browser-deps: cannot install chromium and chromium-driver here (no root); the browser test will skip"; fi
+
+test: $(STAMP) lint browser-deps
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)

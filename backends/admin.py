@@ -4,6 +4,7 @@ from django.contrib.admin.views.main import ChangeList
 from django.db.models import Count
 from django.http import HttpResponse
 from django.template.response import TemplateResponse
+from django.utils.html import format_html
 from rest_framework import serializers
 
 from backends import services
@@ -18,11 +19,29 @@ from backends.models import (
 )
 from backends.selectors import backend_live, backend_routable
 from backends.serializers import validate_headers, validate_instances, validate_upstream_url
+from backends.status import STATUSES, backend_status
 from backends.url_policy import UrlDenied
 from orgs.license_gates import LicenseLimit
 from orgs.models import Organisation
 from orgs.services import default_organisation_pk
 from traffic.selectors import BackendLive
+
+# Probe health in the same colours as the combined status.
+HEALTH_COLOURS = {
+    "healthy": STATUSES["healthy"][1],
+    "unhealthy": STATUSES["unhealthy"][1],
+    "auth_failed": STATUSES["auth_failed"][1],
+    "unknown": STATUSES["unknown"][1],
+}
+
+
+def coloured(text: str, colour: str, title: str = ""):
+    return format_html(
+        '<span class="eldric-status" style="color:{};font-weight:bold" title="{}">&#9679; {}</span>',
+        colour,
+        title,
+        text,
+    )
 
 
 class BackendForm(forms.ModelForm):
@@ -125,8 +144,10 @@ class BackendAdmin(admin.ModelAdmin):
         "organisation",
         "kind",
         "url",
+        "status",
         "health_status",
         "circuit",
+        "rate_limit",
         "routable",
         "traffic_5m",
         "traffic_60m",
@@ -186,12 +207,27 @@ class BackendAdmin(admin.ModelAdmin):
         live = getattr(obj, "_live", None)
         return live if live is not None else backend_live(names=[obj.name]).get(obj.name) or BackendLive()
 
+    @admin.display(description="status")
+    def status(self, obj):
+        state = backend_status(obj, self._live(obj))
+        return coloured(state.label, state.colour, state.reason)
+
+    @admin.display(ordering="health_status", description="probe health")
+    def health_status(self, obj):
+        colour = HEALTH_COLOURS.get(obj.health_status, "#6b7280")
+        return coloured(obj.get_health_status_display(), colour, obj.last_error)
+
     @admin.display(description="circuit")
     def circuit(self, obj):
-        live = self._live(obj)
-        if live.rate_limited_until is not None:
-            return f"{live.circuit}, rate limited until {live.rate_limited_until:%H:%M:%S}"
-        return live.circuit
+        # Plain text (the status column has the colour): scripts read this cell.
+        return self._live(obj).circuit
+
+    @admin.display(description="rate limit")
+    def rate_limit(self, obj):
+        until = self._live(obj).rate_limited_until
+        if until is None:
+            return "-"
+        return coloured(f"until {until:%H:%M:%S} UTC", STATUSES["rate_limited"][1])
 
     @admin.display(description="routable", boolean=True)
     def routable(self, obj):
@@ -308,7 +344,11 @@ class GatewaySettingsAdmin(admin.ModelAdmin):
     readonly_fields = ["routing_version"]
     exclude = ["admin_token_hash"]
 
+    # One row (pk=1) the gateway reads; deleting it would reset the routing version.
     def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
         return False
 
 
@@ -350,7 +390,12 @@ class WorkerIdentityAdmin(admin.ModelAdmin):
     readonly_fields = ["instance", "worker_id", "last_seen_at", "created_at"]
     form = WorkerIdentityForm
 
+    # Each instance creates its own row at start-up; deleting it would give the running
+    # instance a new cld- id on its next start and lose its settings.
     def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
         return False
 
     def save_model(self, request, obj, form, change):

@@ -2,4 +2,7 @@ from django.urls import path
 
 from dashboard import views
 
-urlpatterns = [path("", views.overview, name="dashboard")]
+urlpatterns = [
+    path("", views.overview, name="dashboard"),
+    path("api/state", views.state_api, name="dashboard-state"),
+]

@@ -42,6 +42,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # /static/*: answered here, before sessions and CSRF (see dashboard/static_files.py).
+    "dashboard.static_files.StaticFilesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -83,13 +85,21 @@ if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# The dashboard's websocket group (dashboard/publisher.py): across instances through Redis,
+# within the process otherwise. The state itself is read from the database either way.
+if REDIS_URL:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}}
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = False
 USE_TZ = True
 STATIC_URL = "static/"
+# Filled by collectstatic at every start (eldric_cloud/bootstrap.py), served by WhiteNoise.
 STATIC_ROOT = DATA_DIR / "static"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
@@ -238,6 +248,7 @@ DEFAULT_EXCEPTION_REPORTER_FILTER = "backends.debug_filter.SecretMaskingReporter
 # --- Celery; organisations and licenses, client keys and limits, usage and cost --------
 from eldric_cloud.celery_settings import *  # noqa: E402,F403
 from eldric_cloud.settings_parts.controller import *  # noqa: E402,F403
+from eldric_cloud.settings_parts.dashboard import *  # noqa: E402,F403
 from eldric_cloud.settings_parts.keys import *  # noqa: E402,F403
 from eldric_cloud.settings_parts.licenses import *  # noqa: E402,F403
 from eldric_cloud.settings_parts.usage import *  # noqa: E402,F403

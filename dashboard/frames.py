@@ -1,0 +1,36 @@
+"""What the dashboard's websocket and JSON endpoint send: the license gate, and the state
+encoded once for every socket."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from django.core.serializers.json import DjangoJSONEncoder
+
+from dashboard.selectors import dashboard_state
+from orgs.license_gates import LicenseLimit, dashboard_check
+from orgs.licenses import license_state_get
+
+
+def dashboard_denial() -> LicenseLimit | None:
+    """None when the installation's license (the default organisation's) includes the dashboard."""
+    try:
+        dashboard_check(license_state_get())
+    except LicenseLimit as exc:
+        return exc
+    return None
+
+
+def encode(payload: dict) -> str:
+    return json.dumps(payload, cls=DjangoJSONEncoder, separators=(",", ":"))
+
+
+def state_frame(*, previous_models_digest: str | None = None) -> tuple[str, str]:
+    """(frame text, digest of its model catalogue). With ``previous_models_digest`` equal to
+    the catalogue's, the frame carries ``"models": null`` (the page keeps what it has)."""
+    state = dashboard_state()
+    digest = hashlib.sha256(encode(state["models"]).encode()).hexdigest()
+    if digest == previous_models_digest:
+        state["models"] = None
+    return encode({"type": "state", "state": state}), digest

@@ -1,0 +1,145 @@
+"""Reads for the dashboard: one JSON-ready picture of the installation, built from the
+database the gateways, the probes (Celery) and the roll-up flushes write to. Never the
+request path: the page and its websocket read roll-ups and rows, not the gateway's memory.
+
+Nothing secret leaves here: upstream keys appear only as their stored hint (``sk-…2222``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db.models import Count, Sum
+from django.utils import timezone
+
+from backends.models import Backend, DiscoveredModel, WorkerIdentity
+from backends.selectors import backend_live, backend_routable
+from backends.status import STATUSES, backend_status
+from traffic.buckets import LATENCY_BOUNDS, percentile
+from traffic.models import LATENCY_FIELDS, TrafficMinute
+from traffic.selectors import BackendLive
+
+SERIES_MINUTES = 60  # the traffic chart: the last hour, one point a minute
+RATE_MINUTES = 5  # the backends' per-minute rates: averaged over the last 5 minutes
+
+
+def dashboard_state(now: datetime | None = None) -> dict:
+    now = now or timezone.now()
+    backends = list(Backend.objects.select_related("organisation").annotate(model_count=Count("models")))
+    live = backend_live(names=[b.name for b in backends])
+    statuses = {b.name: backend_status(b, live.get(b.name)) for b in backends}
+    return {
+        "generated_at": now.isoformat(),
+        "statuses": {key: {"label": label, "colour": colour} for key, (label, colour) in STATUSES.items()},
+        "backends": [_backend_row(b, live.get(b.name) or BackendLive(), statuses[b.name]) for b in backends],
+        "models": _models(statuses, {b.name: backend_routable(b, live.get(b.name)) for b in backends}),
+        "traffic": traffic_series(now=now),
+        "instances": _instances(now),
+    }
+
+
+def _backend_row(backend: Backend, live: BackendLive, status) -> dict:
+    recent = live.window(RATE_MINUTES)
+    return {
+        "name": backend.name,
+        "organisation": backend.organisation.slug,
+        "kind": backend.kind,
+        "url": backend.url,
+        "source": backend.source,
+        "enabled": backend.enabled,
+        "priority": backend.priority,
+        "status": status.key,
+        "status_label": status.label,
+        "status_reason": status.reason,
+        "colour": status.colour,
+        "health_status": backend.health_status,
+        "circuit": live.circuit,
+        "rate_limited_until": live.rate_limited_until.isoformat() if live.rate_limited_until else None,
+        "latency_ms": backend.latency_ms,
+        "last_checked_at": backend.last_checked_at.isoformat() if backend.last_checked_at else None,
+        "last_error": backend.last_error,
+        "model_count": backend.model_count,
+        "api_key_hint": backend.api_key_hint,
+        "per_minute": {
+            "requests": round(recent.requests / RATE_MINUTES, 2),
+            "errors": round(recent.errors / RATE_MINUTES, 2),
+            "failovers": round(recent.failovers / RATE_MINUTES, 2),
+        },
+        "last_5m": {"requests": recent.requests, "errors": recent.errors, "failovers": recent.failovers},
+        "p50_ms": recent.p50_ms,
+    }
+
+
+def _models(statuses: dict, routable_now: dict[str, bool]) -> list[dict]:
+    """Each model with the backends serving it (best priority first); routable when any of
+    them would be sent a request now (the gateway's rule, ``backend_routable``), with the
+    reasons when none would."""
+    catalogue: dict[str, dict] = {}
+    rows = DiscoveredModel.objects.select_related("backend").order_by("model_id", "backend__priority", "backend__name")
+    for row in rows:
+        status = statuses.get(row.backend.name)
+        routable = routable_now.get(row.backend.name, False)
+        entry = catalogue.setdefault(row.model_id, {"id": row.model_id, "backends": [], "routable": False})
+        entry["backends"].append(
+            {
+                "name": row.backend.name,
+                "priority": row.backend.priority,
+                "capability": row.capability,
+                "routable": routable,
+                "status": status.key if status else "unknown",
+                "reason": "" if routable or status is None else f"{status.label}: {status.reason}".rstrip(": "),
+            }
+        )
+        entry["routable"] = entry["routable"] or routable
+    for entry in catalogue.values():
+        entry["why_not"] = (
+            ""
+            if entry["routable"]
+            else "; ".join(f"{b['name']} is {b['reason'] or b['status']}" for b in entry["backends"])
+        )
+    return list(catalogue.values())
+
+
+def traffic_series(*, now: datetime, minutes: int = SERIES_MINUTES) -> dict:
+    """The whole gateway, one point per minute: requests, errors, error rate and p50 latency.
+    Minutes without traffic are zeros (p50 null), so the chart's time axis has no gaps."""
+    start = (now - timedelta(minutes=minutes - 1)).replace(second=0, microsecond=0)
+    aggregates = {name: Sum(name) for name in ("requests", "errors", "failovers", *LATENCY_FIELDS)}
+    by_minute = {
+        row["bucket"]: row
+        for row in TrafficMinute.objects.filter(bucket__gte=start).values("bucket").annotate(**aggregates)
+    }
+    series = {"t": [], "requests": [], "errors": [], "error_rate": [], "p50_ms": []}
+    for step in range(minutes):
+        bucket = start + timedelta(minutes=step)
+        row = by_minute.get(bucket)
+        requests = (row or {}).get("requests") or 0
+        errors = (row or {}).get("errors") or 0
+        p50 = percentile(LATENCY_BOUNDS, [(row or {}).get(f) or 0 for f in LATENCY_FIELDS], 0.5) if row else None
+        series["t"].append(int(bucket.timestamp()))
+        series["requests"].append(requests)
+        series["errors"].append(errors)
+        series["error_rate"].append(round(errors / requests, 4) if requests else 0)
+        series["p50_ms"].append(None if p50 is None else round(p50 * 1000, 1))
+    return series
+
+
+def _instances(now: datetime) -> list[dict]:
+    live_seconds = settings.ELDRIC_INSTANCE_LIVE_SECONDS
+    rows = []
+    for identity in WorkerIdentity.objects.order_by("instance"):
+        age = (now - identity.last_seen_at).total_seconds() if identity.last_seen_at else None
+        rows.append(
+            {
+                "instance": identity.instance,
+                "worker_id": identity.worker_id,
+                "default_backend": identity.default_backend,
+                "health_interval_ms": identity.health_interval_ms,
+                "created_at": identity.created_at.isoformat(),
+                "last_seen_at": identity.last_seen_at.isoformat() if identity.last_seen_at else None,
+                "heartbeat_age_seconds": None if age is None else round(max(age, 0.0), 1),
+                "live": age is not None and age < live_seconds,
+            }
+        )
+    return rows
