@@ -295,14 +295,16 @@ def _serve(options, reloader) -> int:
     from eldric_cloud.controller.build import controller_client_build
 
     server = None
-    asgi.gateway.controller = controller_client_build(
-        asgi.gateway,
-        controller_url=options.controller_url,
-        bind_host=options.host,
-        port=options.port,
-        # Daphne's open client connections; under uvicorn, requests in flight stand in for them.
-        connections=(lambda: len(server.http_factory.channels)) if options.server != "uvicorn" else None,
-    )
+    if options.controller_url or settings.ELDRIC_CONTROLLER:
+        # Only then: the client's last-minute window observes every request.
+        asgi.gateway.controller = controller_client_build(
+            asgi.gateway,
+            controller_url=options.controller_url,
+            bind_host=options.host,
+            port=options.port,
+            # Daphne's open client connections; under uvicorn, requests in flight stand in for them.
+            connections=(lambda: len(server.http_factory.channels)) if options.server != "uvicorn" else None,
+        )
     if options.server == "uvicorn":
         from eldric_cloud.server.uvicorn_server import run_uvicorn
 

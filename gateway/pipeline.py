@@ -13,6 +13,7 @@ another thread). An observer that raises is logged and skipped; the request is l
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import os
@@ -73,6 +74,8 @@ class Gateway:
         self._started = False
         self._draining = False
         self._inflight: dict[RequestContext, asyncio.Task | None] = {}
+        self._id_prefix = os.urandom(6).hex()
+        self._id_counter = itertools.count()
         # The controller client (``eldric_cloud.controller``), set by the server's start-up
         # when registration is configured: started on the serving loop, closed at the drain.
         self.controller = None
@@ -178,13 +181,18 @@ class Gateway:
             if CLIENT_REQUEST_ID.fullmatch(candidate):
                 request_id = candidate
         ctx = RequestContext(
-            request_id=request_id or "req_" + os.urandom(12).hex(),
+            request_id=request_id or self._request_id(),
             dialect=dialect,
             method=scope["method"],
             path=scope["path"],
         )
         self._inflight[ctx] = asyncio.current_task()
         return ctx
+
+    def _request_id(self) -> str:
+        # Unique, not secret: a random prefix per gateway and a counter, which costs no system
+        # call per request (os.urandom did, about 10 µs under load).
+        return f"req_{self._id_prefix}{next(self._id_counter):012x}"
 
     def finish(self, ctx: RequestContext) -> None:
         ctx.done = time.monotonic()

@@ -44,6 +44,62 @@ def _upsert_adding(
             cursor.executemany(sql, params)
 
 
+RECORD_COLUMNS = (
+    "time",
+    "request_id",
+    "key",
+    "key_prefix",
+    "organisation",
+    "model",
+    "backend",
+    "input_tokens",
+    "cached_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+    "cost_nanos",
+    "unpriced",
+    "latency_ms",
+    "status",
+    "error_code",
+    "instance",
+)
+
+
+def _records_insert(rows: Sequence[RecordRow], prefixes: dict[int, str]) -> None:
+    """One ``executemany`` of plain values. ``bulk_create`` builds and prepares a model instance
+    per record, which cost the gateway process about a tenth of its throughput at 2,000 requests
+    a second (the flush thread holds the GIL while it does)."""
+    quote = connection.ops.quote_name
+    meta = UsageRecord._meta
+    columns = ", ".join(quote(meta.get_field(name).column) for name in RECORD_COLUMNS)
+    sql = f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({', '.join(['%s'] * len(RECORD_COLUMNS))})"
+    adapt_time = connection.ops.adapt_datetimefield_value
+    params = [
+        (
+            adapt_time(row.time),
+            row.request_id,
+            row.key_id if row.key_id in prefixes else None,
+            prefixes.get(row.key_id, ""),
+            row.organisation,
+            row.model,
+            row.backend,
+            row.input_tokens,
+            row.cached_tokens,
+            row.output_tokens,
+            row.reasoning_tokens,
+            row.cost_nanos,
+            row.unpriced,
+            row.latency_ms,
+            row.status,
+            row.error_code,
+            row.instance,
+        )
+        for row in rows
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, params)
+
+
 def _day_rollups(rows: Sequence[RecordRow], prefixes: dict[int, str]) -> list[tuple]:
     """Rows for ``_upsert_adding``: (day, organisation, key_ref, model, backend), the key's
     prefix, then the counters."""
@@ -75,31 +131,7 @@ def usage_batch_write(*, rows: Sequence[RecordRow]) -> None:
     key_ids = {row.key_id for row in rows if row.key_id}
     # A key deleted since its request keeps its usage, without the link.
     prefixes = dict(ClientKey.objects.filter(id__in=key_ids).values_list("id", "prefix")) if key_ids else {}
-    UsageRecord.objects.bulk_create(
-        [
-            UsageRecord(
-                time=row.time,
-                request_id=row.request_id,
-                key_id=row.key_id if row.key_id in prefixes else None,
-                key_prefix=prefixes.get(row.key_id, ""),
-                organisation=row.organisation,
-                model=row.model,
-                backend=row.backend,
-                input_tokens=row.input_tokens,
-                cached_tokens=row.cached_tokens,
-                output_tokens=row.output_tokens,
-                reasoning_tokens=row.reasoning_tokens,
-                cost_nanos=row.cost_nanos,
-                unpriced=row.unpriced,
-                latency_ms=row.latency_ms,
-                status=row.status,
-                error_code=row.error_code,
-                instance=row.instance,
-            )
-            for row in rows
-        ],
-        batch_size=500,
-    )
+    _records_insert(rows, prefixes)
     _upsert_adding(
         UsageDay, keys=DAY_KEYS, labels=("key_prefix",), added=DAY_COUNTERS, rows=_day_rollups(rows, prefixes)
     )
