@@ -46,10 +46,14 @@ def browser():
 
 
 def wait_until(driver, predicate, what: str, timeout: float = DEADLINE):
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
+    # Every push replaces the table's rows, so an element found a moment ago may be gone by the
+    # time it is read: that is "not yet", not a failure.
+    ignored = (NoSuchElementException, StaleElementReferenceException, AttributeError)
     try:
-        return WebDriverWait(driver, timeout, poll_frequency=0.2).until(predicate)
+        return WebDriverWait(driver, timeout, poll_frequency=0.2, ignored_exceptions=ignored).until(predicate)
     except Exception:
         driver.save_screenshot(str(SCREENSHOTS / "failure.png"))
         raise AssertionError(f"{what} not seen within {timeout}s (screenshot var/screenshots/failure.png)") from None
@@ -121,7 +125,7 @@ def test_an_operator_watches_a_backend_go_red_and_green(data_dir):
         # 2. The upstream stops: red, without a reload.
         upstream.stop()
         wait_until(driver, lambda d: status_colour(d, "alpha") == RED, "alpha red")
-        assert backend_cell(driver, "alpha").get_attribute("data-status") == "unhealthy"
+        wait_until(driver, lambda d: backend_cell(d, "alpha").get_attribute("data-status") == "unhealthy", "unhealthy")
         driver.save_screenshot(str(SCREENSHOTS / "02-unhealthy.png"))
 
         # 3. It returns: green again.
@@ -139,7 +143,7 @@ def test_an_operator_watches_a_backend_go_red_and_green(data_dir):
         wait_until(
             driver, lambda d: int(backend_cell(d, "alpha").get_attribute("data-requests") or 0) >= 6, "6 requests"
         )
-        assert "6 requests" in driver.find_element(By.ID, "eld-traffic-totals").text
+        wait_until(driver, lambda d: "6 requests" in d.find_element(By.ID, "eld-traffic-totals").text, "the totals")
         driver.save_screenshot(str(SCREENSHOTS / "04-traffic.png"))
         assert driver.execute_script("return performance.timeOrigin") == loaded_at  # never reloaded
 
