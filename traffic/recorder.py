@@ -12,23 +12,17 @@ When the database is away, the aggregate is kept and written at a later flush; p
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import threading
 import time
-from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import connection
 
 from traffic import services
 from traffic.aggregate import Aggregator, Batch
+from traffic.batching import BatchingObserver
 from traffic.metrics import GatewayMetrics
-
-if TYPE_CHECKING:
-    from gateway.context import RequestContext
 
 logger = logging.getLogger(__name__)
 
@@ -37,21 +31,18 @@ logger = logging.getLogger(__name__)
 NOT_COUNTED = frozenset({"health", "openai.models"})
 
 
-class TrafficRecorder:
+class TrafficRecorder(BatchingObserver):
+    name = "traffic"
+    log_as = "traffic accounting"
+    ignored = NOT_COUNTED
+
     def __init__(self, *, instance: str, flush_seconds: float, live_state: Callable[[], dict[str, dict]] = dict):
-        if flush_seconds <= 0:
-            raise ValueError("flush_seconds must be positive")
+        super().__init__(flush_seconds=flush_seconds, max_queue=settings.ELDRIC_TRAFFIC_MAX_QUEUE)
         self.instance = instance
-        self.flush_seconds = flush_seconds
         self._live_state = live_state
-        self._max_queue = settings.ELDRIC_TRAFFIC_MAX_QUEUE
         self._max_backlog = settings.ELDRIC_TRAFFIC_MAX_BACKLOG_ROWS
         self._live_refresh = settings.ELDRIC_TRAFFIC_LIVE_STATE_WINDOW_SECONDS / 3
         self._stop_timeout = settings.ELDRIC_TRAFFIC_STOP_TIMEOUT_SECONDS
-        self._queue: deque = deque()
-        # Written only on the event loop, read by the flusher: no lock needed for an int.
-        self._queue_full = 0
-        self._queue_full_reported = 0
         self._aggregator = Aggregator(
             max_models=settings.ELDRIC_TRAFFIC_MAX_MODEL_LABELS, max_codes=settings.ELDRIC_TRAFFIC_MAX_ERROR_CODES
         )
@@ -60,42 +51,20 @@ class TrafficRecorder:
         self._failing_since: float | None = None
         self._last_states: dict | None = None
         self._last_states_written = 0.0
-        self._flush_lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    # --- the hot path ----------------------------------------------------------------------
-    def request_finished(self, ctx: RequestContext) -> None:
-        """Queue a finished request. Called on the event loop; never blocks, never raises."""
-        if getattr(ctx, "dialect", None) in NOT_COUNTED:
-            return
-        if len(self._queue) >= self._max_queue:
-            self._queue_full += 1
-            return
-        self._queue.append(ctx)
 
     # --- life cycle ------------------------------------------------------------------------
-    def start(self) -> None:
-        if self._thread is not None:
-            return
-        self._thread = threading.Thread(target=self._run, name="traffic-flush", daemon=True)
-        self._thread.start()
-
     def stop(self) -> None:
         """Write everything queued so far, then stop the flush thread."""
-        self._stopping.set()
-        thread, self._thread = self._thread, None
-        if thread is not None:
-            thread.join(self._stop_timeout)
-            if thread.is_alive():
-                logger.error(
-                    "traffic accounting: the final flush did not finish within %gs; "
-                    "usage of %d queued requests and %d held rows may be lost",
-                    self._stop_timeout,
-                    len(self._queue),
-                    len(self._pending),
-                )
-        else:
+        ended = self._stop_thread(self._stop_timeout)
+        if ended is False:
+            logger.error(
+                "traffic accounting: the final flush did not finish within %gs; "
+                "usage of %d queued requests and %d held rows may be lost",
+                self._stop_timeout,
+                len(self._queue),
+                len(self._pending),
+            )
+        elif ended is None:
             self.flush()
         if self._pending:
             logger.error(
@@ -105,50 +74,15 @@ class TrafficRecorder:
             )
         services.metrics_process_dead()
 
-    def flush(self) -> None:
-        """Aggregate and write everything queued so far (synchronously)."""
-        if not _on_event_loop():
-            self._flush()
-            return
-        # On an event loop the ORM refuses to run: flush from a helper thread instead.
-        helper = threading.Thread(target=self._flush_and_close, name="traffic-flush-now")
-        helper.start()
-        helper.join()
-
     @property
     def backlog(self) -> int:
         """Roll-up rows held for a later write (the database was away)."""
         return len(self._pending)
 
     # --- the flush thread ------------------------------------------------------------------
-    def _run(self) -> None:
-        try:
-            while not self._stopping.wait(self.flush_seconds):
-                self._flush()
-            self._flush()
-        finally:
-            connection.close()
-
-    def _flush_and_close(self) -> None:
-        try:
-            self._flush()
-        finally:
-            connection.close()
-
-    def _flush(self) -> None:
-        # The thread and an explicit flush() must not interleave; nothing on the hot path
-        # ever takes this lock.
-        with self._flush_lock:
-            try:
-                self._flush_locked()
-            except Exception:
-                logger.exception("traffic accounting: flush failed")
-
-    def _drain(self) -> Batch:
+    def _aggregate(self) -> Batch:
         batch = Batch()
-        queue = self._queue
-        for _ in range(len(queue)):
-            ctx = queue.popleft()
+        for ctx in self._drain():
             try:
                 self._aggregator.add(batch, ctx)
             except Exception:
@@ -156,8 +90,8 @@ class TrafficRecorder:
                 logger.exception("traffic accounting: could not read a finished request")
         return batch
 
-    def _flush_locked(self) -> None:
-        batch = self._drain()
+    def _write(self) -> bool:
+        batch = self._aggregate()
         self._report_queue_full()
         try:
             self.metrics.apply(batch)
@@ -174,17 +108,17 @@ class TrafficRecorder:
             self._write_rollups()
         if states is not None:
             self._write_live_state(states)
+        return not self._pending
 
     def _report_queue_full(self) -> None:
-        dropped = self._queue_full - self._queue_full_reported
+        dropped = self._unreported_queue_full()
         if dropped:
-            self._queue_full_reported += dropped
             self.metrics.dropped.labels("queue_full").inc(dropped)
             logger.error(
                 "traffic accounting: %d finished requests not counted: the queue was full "
                 "(ELDRIC_TRAFFIC_MAX_QUEUE=%d)",
                 dropped,
-                self._max_queue,
+                self.max_queue,
             )
 
     def _read_live_state(self) -> dict | None:
@@ -245,11 +179,3 @@ class TrafficRecorder:
             return
         self._last_states = {name: dict(state) if isinstance(state, dict) else state for name, state in states.items()}
         self._last_states_written = now
-
-
-def _on_event_loop() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True

@@ -16,21 +16,24 @@ Usage is never dropped silently:
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import threading
 import time
 from collections import deque
 
 from django.conf import settings
 from django.db import connection
 
+from traffic.batching import BatchingObserver
 from usage.rows import NOT_RECORDED, RecordRow, row_from_context
 
 logger = logging.getLogger(__name__)
 
 
-class UsageRecorder:
+class UsageRecorder(BatchingObserver):
+    name = "usage"
+    log_as = "usage"
+    ignored = NOT_RECORDED
+
     def __init__(
         self,
         *,
@@ -41,26 +44,17 @@ class UsageRecorder:
         batch_size: int = 2000,
         stop_timeout: float = 10.0,
     ) -> None:
-        if flush_seconds <= 0:
-            raise ValueError("flush_seconds must be positive")
+        super().__init__(flush_seconds=flush_seconds, max_queue=max_queue)
         self.instance = instance
-        self.flush_seconds = flush_seconds
-        self.max_queue = max(1, max_queue)
         self.max_backlog = max(1, max_backlog)
         self.batch_size = max(1, batch_size)
         self.stop_timeout = stop_timeout
-        self._queue: deque = deque()
         self._pending: deque[RecordRow] = deque()
-        # Counters: written by one thread each (the loop, the flusher), read for reports.
-        self.queue_full = 0
-        self._queue_full_reported = 0
+        # Counters: written by the flusher, read for reports.
         self.dropped_backlog = 0
         self.write_failures = 0
         self.written = 0
         self._failing_since: float | None = None
-        self._flush_lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
 
     @classmethod
     def from_settings(cls) -> UsageRecorder:
@@ -73,56 +67,25 @@ class UsageRecorder:
             stop_timeout=settings.ELDRIC_USAGE_STOP_TIMEOUT_SECONDS,
         )
 
-    # --- the hot path ----------------------------------------------------------------------
-    def request_finished(self, ctx) -> None:
-        """Queue a finished request. Called on the event loop; never blocks, never raises."""
-        if getattr(ctx, "dialect", None) in NOT_RECORDED:
-            return
-        if len(self._queue) >= self.max_queue:
-            self.queue_full += 1
-            return
-        self._queue.append(ctx)
-
     # --- life cycle ------------------------------------------------------------------------
-    def start(self) -> None:
-        if self._thread is not None:
-            return
-        self._stopping.clear()
-        self._thread = threading.Thread(target=self._run, name="usage-flush", daemon=True)
-        self._thread.start()
-
     def stop(self) -> None:
         """Write everything queued so far, then stop the flush thread."""
-        self._stopping.set()
-        thread, self._thread = self._thread, None
-        if thread is not None:
-            thread.join(self.stop_timeout + self.flush_seconds + 5)
-            if thread.is_alive():
-                logger.error(
-                    "usage: the final write did not finish in time; %d queued requests and %d held records may be lost",
-                    len(self._queue),
-                    len(self._pending),
-                )
-                return
-        else:
-            self._final_flush()
+        ended = self._stop_thread(self.stop_timeout + self.flush_seconds + 5)
+        if ended is False:
+            logger.error(
+                "usage: the final write did not finish in time; %d queued requests and %d held records may be lost",
+                len(self._queue),
+                len(self._pending),
+            )
+            return
+        if ended is None:
+            self._last_flush()
         if self._queue or self._pending:
             logger.error(
                 "usage: stopping with %d records the database did not take (%d still queued)",
                 len(self._pending),
                 len(self._queue),
             )
-
-    def flush(self) -> bool:
-        """Write everything queued so far (synchronously). True when nothing is left held."""
-        if not _on_event_loop():
-            return self._flush()
-        # On an event loop the ORM refuses to run: flush from a helper thread instead.
-        result: list[bool] = []
-        helper = threading.Thread(target=lambda: result.append(self._flush_and_close()), name="usage-flush-now")
-        helper.start()
-        helper.join()
-        return bool(result and result[0])
 
     @property
     def backlog(self) -> int:
@@ -134,46 +97,22 @@ class UsageRecorder:
         return len(self._queue)
 
     # --- the flush thread ------------------------------------------------------------------
-    def _run(self) -> None:
-        try:
-            while not self._stopping.wait(self.flush_seconds):
-                self._flush()
-            self._final_flush()
-        finally:
-            connection.close()
-
-    def _final_flush(self) -> None:
+    def _last_flush(self) -> None:
+        """On the way out, retry until ``stop_timeout``: usage is not dropped silently."""
         deadline = time.monotonic() + self.stop_timeout
         while not self._flush() and time.monotonic() < deadline:
             time.sleep(min(0.5, self.flush_seconds))
 
-    def _flush_and_close(self) -> bool:
-        try:
-            return self._flush()
-        finally:
-            connection.close()
-
-    def _flush(self) -> bool:
-        # The thread and an explicit flush() must not interleave; the hot path never takes it.
-        with self._flush_lock:
-            try:
-                return self._flush_locked()
-            except Exception:
-                logger.exception("usage: flush failed")
-                return False
-
-    def _drain(self) -> None:
-        queue = self._queue
-        for _ in range(len(queue)):
-            ctx = queue.popleft()
+    def _rows(self) -> None:
+        for ctx in self._drain():
             try:
                 self._pending.append(row_from_context(ctx, self.instance))
             except Exception:
                 # One malformed context must not cost everybody else's records.
                 logger.exception("usage: could not read a finished request")
 
-    def _flush_locked(self) -> bool:
-        self._drain()
+    def _write(self) -> bool:
+        self._rows()
         self._report_queue_full()
         from usage.services import usage_batch_write
 
@@ -196,9 +135,8 @@ class UsageRecorder:
         return True
 
     def _report_queue_full(self) -> None:
-        dropped = self.queue_full - self._queue_full_reported
+        dropped = self._unreported_queue_full()
         if dropped:
-            self._queue_full_reported += dropped
             logger.error(
                 "usage: %d finished requests not recorded: the queue was full (ELDRIC_USAGE_MAX_QUEUE=%d)",
                 dropped,
@@ -228,11 +166,3 @@ class UsageRecorder:
                 excess,
                 self.max_backlog,
             )
-
-
-def _on_event_loop() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
