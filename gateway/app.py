@@ -29,6 +29,9 @@ ROUTES = {
     "/health": (views.health, "health"),
     "/health/ready": (views.readiness, "health"),
 }
+# The dialects whose answers are not OpenAI's: their responder speaks the client's protocol,
+# so everything the error boundary sends (a 500, a shutdown's 503) is in that protocol too.
+RESPONDERS = {"anthropic.messages": messages_view.AnthropicResponder}
 MODEL_PREFIX = "/v1/models/"
 SHUTTING_DOWN = OpenAIError(
     503, "The server is shutting down; retry the request.", type="service_unavailable", code="server_shutting_down"
@@ -63,7 +66,7 @@ class GatewayApplication:
     async def serve(self, handler, dialect: str, scope, receive, send, **extra) -> None:
         gateway = self.gateway
         ctx = gateway.begin(scope, dialect, header(scope, b"x-request-id"))
-        out = Responder(send, ctx, close_connection=gateway.draining)
+        out = RESPONDERS.get(dialect, Responder)(send, ctx, close_connection=gateway.draining)
         try:
             await handler(gateway, ctx, scope, receive, out, **extra)
         except asyncio.CancelledError:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 import httpx
@@ -56,9 +55,9 @@ class AnthropicResponder(Responder):
     client's own bytes: then answers and streams go out as they came.
     """
 
-    def __init__(self, out: Responder, requested_model: str = "") -> None:
-        super().__init__(out._send, out.ctx, close_connection=out.close_connection)
-        self.requested_model = requested_model
+    def __init__(self, send, ctx: RequestContext, *, close_connection: bool = False) -> None:
+        super().__init__(send, ctx, close_connection=close_connection)
+        self.requested_model = ""
         self.passthrough = False
         # The client's own Messages request, for a backend that speaks Anthropic.
         self.client_body: bytes | None = None
@@ -128,17 +127,9 @@ class MessagesIngress:
     def __init__(self, dropped_log: DroppedFieldLog | None = None) -> None:
         self.dropped_log = dropped_log or DroppedFieldLog()
 
-    async def messages(self, gw: Gateway, ctx: RequestContext, scope, receive, out: Responder) -> None:
-        answer = AnthropicResponder(out)
-        async with _error_boundary(ctx, scope, answer):
-            await self._messages(gw, ctx, scope, receive, answer)
-
-    async def count_tokens(self, gw: Gateway, ctx: RequestContext, scope, receive, out: Responder) -> None:
-        answer = AnthropicResponder(out)
-        async with _error_boundary(ctx, scope, answer):
-            await self._count_tokens(gw, ctx, scope, receive, answer)
-
-    async def _messages(self, gw: Gateway, ctx: RequestContext, scope, receive, answer: AnthropicResponder) -> None:
+    # The app builds an ``AnthropicResponder`` for these routes (``gateway.app.RESPONDERS``),
+    # so its error boundary answers in Anthropic's shape too.
+    async def messages(self, gw: Gateway, ctx: RequestContext, scope, receive, answer: AnthropicResponder) -> None:
         body = await _read_authenticated(gw, ctx, scope, receive, answer)
         if body is None:
             return
@@ -162,7 +153,7 @@ class MessagesIngress:
             if dropped and ctx.backend:
                 self.dropped_log.note(ctx.backend, dropped)
 
-    async def _count_tokens(self, gw: Gateway, ctx: RequestContext, scope, receive, answer: AnthropicResponder) -> None:
+    async def count_tokens(self, gw: Gateway, ctx: RequestContext, scope, receive, answer: AnthropicResponder) -> None:
         body = await _read_authenticated(gw, ctx, scope, receive, answer)
         if body is None:
             return
@@ -186,31 +177,6 @@ class MessagesIngress:
             return
         answer.passthrough = True  # the estimate is already in Anthropic's shape
         await answer.json(200, {"input_tokens": count_tokens_estimate(payload)})
-
-
-@asynccontextmanager
-async def _error_boundary(ctx: RequestContext, scope, answer: AnthropicResponder):
-    """``gateway.app``'s boundary, in Anthropic's shape: the app's own sees the client's
-    ``Responder``, not this one, so it could not tell what this one already sent."""
-    try:
-        yield
-    except Exception:
-        logger.exception("internal error in request %s (%s %s)", ctx.request_id, scope["method"], scope["path"])
-        error = OpenAIError(
-            500,
-            f"The gateway failed to handle this request (request id {ctx.request_id}).",
-            type="server_error",
-            code="internal_error",
-        )
-        try:
-            if not answer.started:
-                await answer.error(error)
-            elif answer.streaming and not answer.ended:
-                await answer.end_stream_with_error(error)
-            elif not answer.ended:
-                await Responder.body(answer, b"")
-        except Exception:  # the client is gone: nothing more to do
-            logger.debug("could not send the final answer for request %s", ctx.request_id, exc_info=True)
 
 
 async def _read_authenticated(gw: Gateway, ctx: RequestContext, scope, receive, out: AnthropicResponder):

@@ -7,6 +7,8 @@ The routes are the real ones (``gateway.app.ROUTES``, the ingress on the ``Gatew
 from __future__ import annotations
 
 import json
+import threading
+import time
 
 import anthropic
 import httpx
@@ -15,7 +17,7 @@ import pytest
 from tests.conftest import route_for
 from tests.fakes import anthropic as fake_anthropic
 from tests.fakes import recordings
-from tests.fakes.server import reply_bytes, reply_json, reply_stream
+from tests.fakes.server import hang, reply_bytes, reply_json, reply_stream
 
 MODEL = "gpt-4o"
 TOOL = {
@@ -221,3 +223,33 @@ def test_an_internal_failure_is_an_anthropic_500(openai_backend, monkeypatch, ca
         sdk(gateway).messages.create(model=MODEL, max_tokens=16, messages=[{"role": "user", "content": "hi"}])
     assert failed.value.body["type"] == "error" and failed.value.body["error"]["type"] == "api_error"
     assert "request id" in failed.value.body["error"]["message"]
+
+
+def test_a_request_cut_short_by_a_shutdown_is_answered_in_anthropics_shape(openai_backend):
+    gateway, fake = openai_backend
+    fake.on("POST", "/v1/chat/completions", hang())
+    answers = []
+
+    def call():
+        with gateway.client() as client:
+            answers.append(
+                client.post(
+                    "/v1/messages",
+                    json={"model": MODEL, "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]},
+                    headers={"x-api-key": "client-key", "anthropic-version": "2023-06-01"},
+                )
+            )
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    deadline = time.monotonic() + 10
+    while gateway.gateway.inflight == 0:
+        assert time.monotonic() < deadline, "the request never reached the gateway"
+        time.sleep(0.01)
+    task = next(iter(gateway.gateway._inflight.values()))
+    task.get_loop().call_soon_threadsafe(gateway.gateway.abort_streams)
+    caller.join(10)
+
+    (answer,) = answers
+    assert answer.status_code == 503
+    assert answer.json()["type"] == "error" and answer.json()["error"]["type"] == "overloaded_error"
