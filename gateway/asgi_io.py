@@ -76,6 +76,11 @@ class Responder:
         # so that a client never sees its request end before the request was paid for).
         self.before_end = None
 
+    def native_provider(self, route):
+        """The adapter that speaks ``route``'s own protocol with the client's request as it came,
+        for an ingress whose clients speak it too; None (here) means the OpenAI form."""
+        return None
+
     async def start(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
         ctx = self.ctx
         headers.append((b"x-request-id", ctx.request_id.encode()))

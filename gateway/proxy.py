@@ -144,9 +144,7 @@ async def _try(
     provider = provider_for(route.kind)
     # An ingress that speaks this backend's own protocol (``/v1/messages`` to an Anthropic
     # backend) sends the client's request as it came instead of the OpenAI form.
-    native = getattr(out, "native_provider", None)
-    if native is not None:
-        provider = native(route) or provider
+    provider = out.native_provider(route) or provider
     ctx.backend = route.name
     try:
         request = getattr(provider, endpoint.build)(route, payload, body)
@@ -217,11 +215,10 @@ async def _try(
 
 def _usage_of(provider: Provider, answer: bytes) -> Usage | None:
     """The answer's usage: an adapter that relays its backend's own protocol reads it itself."""
-    own = getattr(provider, "answer_usage", None)
-    if own is None:
+    if not provider.reads_own_usage:
         return usage_from_body(answer)
     try:
-        return Usage.from_openai(own(answer))
+        return Usage.from_openai(provider.answer_usage(answer))
     except ValueError:
         raise NotJSON("the answer is not a JSON object") from None
 

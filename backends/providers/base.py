@@ -157,6 +157,8 @@ class Provider:
     kind: ClassVar[str] = ""
     # Passthrough adapters speak OpenAI upstream: the gateway relays bytes untouched.
     passthrough: ClassVar[bool] = False
+    # Adapters that relay their backend's own answer read its usage themselves (answer_usage).
+    reads_own_usage: ClassVar[bool] = False
 
     # --- chat ---------------------------------------------------------------------------
     def chat_request(self, route: BackendRoute, payload: dict, body: bytes) -> UpstreamRequest:
@@ -165,6 +167,11 @@ class Provider:
     def chat_response(self, payload: dict, body: bytes) -> bytes:
         """Translate a complete, successful upstream answer to an OpenAI chat completion."""
         return body
+
+    def answer_usage(self, body: bytes) -> dict | None:
+        """OpenAI-shaped usage of an answer relayed in the backend's own format (when
+        ``reads_own_usage``); raises ValueError for an answer that is not a JSON object."""
+        raise NotImplementedError
 
     def chat_stream(self, payload: dict) -> StreamTranslator:
         raise NotImplementedError

@@ -25,6 +25,8 @@ CUT_STREAM = (
 class AnthropicNative(AnthropicProvider):
     """One request's adapter: it carries the client's body (so it is built per request)."""
 
+    reads_own_usage = True
+
     def __init__(self, client_body: bytes) -> None:
         self.client_body = client_body
 
