@@ -115,3 +115,26 @@ def _timeout(cfg: GatewayConfig) -> httpx.Timeout:
     return httpx.Timeout(
         connect=cfg.connect_timeout, read=cfg.read_timeout, write=cfg.write_timeout, pool=cfg.pool_timeout
     )
+
+
+class ResponseTooLarge(Exception):
+    """An upstream answer longer than the caller would hold."""
+
+
+async def read_bounded(response: httpx.Response, limit: int) -> bytes:
+    """The whole body of a streamed response, and then it is closed. Never more than ``limit``
+    bytes are held: past it (or a ``Content-Length`` above it) ``ResponseTooLarge``."""
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        declared = response.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise ResponseTooLarge(limit)
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > limit:
+                raise ResponseTooLarge(limit)
+            chunks.append(chunk)
+    finally:
+        await response.aclose()
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)

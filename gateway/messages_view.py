@@ -23,6 +23,7 @@ import httpx
 from backends.providers.anthropic import anthropic_headers
 from backends.providers.anthropic.native import AnthropicNative
 from backends.providers.base import OpenAIError, ProviderError, parse_json
+from backends.redaction import redact
 from gateway import routing
 from gateway.asgi_io import JSON, RequestRejected, Responder, header, read_body
 from gateway.auth import model_forbidden
@@ -36,6 +37,7 @@ from gateway.dialects.anthropic_messages import (
     parse_messages,
     to_openai_chat,
 )
+from gateway.http import ResponseTooLarge, read_bounded
 from gateway.proxy import CHAT
 from gateway.views import _inference, allow_header, authenticate_request, method_not_allowed, parse_chat
 
@@ -200,27 +202,17 @@ async def _count_upstream(gw: Gateway, ctx: RequestContext, route, body: bytes, 
     ctx.backend = route.name
     clients = gw.clients
     request = clients.request("POST", f"{route.url}/messages/count_tokens", anthropic_headers(route), body)
-    limit = gw.config.max_response_bytes
     try:
         upstream = await clients.get().send(request, stream=True)
-        try:
-            chunks, size = [], 0
-            async for chunk in upstream.aiter_bytes():
-                size += len(chunk)
-                if size > limit:  # never held whole: an upstream cannot grow the gateway
-                    raise ProviderError(f"an answer larger than {limit} bytes")
-                chunks.append(chunk)
-            answer = b"".join(chunks)
-        finally:
-            await upstream.aclose()
-    except (httpx.HTTPError, ProviderError) as exc:
+        answer = await read_bounded(upstream, gw.config.max_response_bytes)
+    except (httpx.HTTPError, ResponseTooLarge) as exc:
         logger.warning("backend %s: count_tokens failed: %s", route.name, type(exc).__name__)
         await out.error(OpenAIError(502, f"backend {route.name} did not give a token count", type="api_error"))
         return
     out.passthrough = True
     content_type = upstream.headers.get("content-type", "application/json").encode("latin-1", "replace")
     if route.api_key and route.api_key.encode() in answer:  # an upstream echoing the key must not leak it
-        answer = answer.replace(route.api_key.encode(), b"[redacted]")
+        answer = redact(answer.decode("utf-8", "replace"), route.api_key).encode()
     await out.bytes(upstream.status_code, answer, None, content_type)
 
 

@@ -27,6 +27,7 @@ from gateway import routing
 from gateway.asgi_io import Responder
 from gateway.context import Attempt, RequestContext, Usage
 from gateway.failures import outcome_of, transport_error
+from gateway.http import ResponseTooLarge, read_bounded
 from gateway.redaction import redacted_error, safe_headers
 from gateway.streaming import relay_stream
 from gateway.usage import NotJSON, stream_usage_body, usage_from_body
@@ -262,22 +263,12 @@ async def _open(gw: Gateway, route: BackendRoute, request: UpstreamRequest, prov
 async def _read_whole(gw: Gateway, route: BackendRoute, upstream: httpx.Response, limit: int = 0) -> bytes:
     """The whole answer, bounded: an upstream cannot make the gateway hold more than the limit."""
     limit = limit or gw.config.max_response_bytes
-    chunks: list[bytes] = []
-    size = 0
     try:
-        declared = upstream.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise _too_large(route, limit)
-        async for chunk in upstream.aiter_bytes():
-            size += len(chunk)
-            if size > limit:
-                raise _too_large(route, limit)
-            chunks.append(chunk)
+        return await read_bounded(upstream, limit)
+    except ResponseTooLarge:
+        raise _too_large(route, limit) from None
     except httpx.HTTPError as exc:
         raise _Retryable(transport_error(route, exc), outcome_of(exc), health_failure=True) from None
-    finally:
-        await upstream.aclose()
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _too_large(route: BackendRoute, limit: int) -> _Retryable:

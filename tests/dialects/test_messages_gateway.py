@@ -253,3 +253,36 @@ def test_a_request_cut_short_by_a_shutdown_is_answered_in_anthropics_shape(opena
     (answer,) = answers
     assert answer.status_code == 503
     assert answer.json()["type"] == "error" and answer.json()["error"]["type"] == "overloaded_error"
+
+
+def count_with(gateway, fake_provider, behaviour, *, max_response_bytes=None):
+    fake = fake_provider("anthropic")
+    fake.on("POST", "/v1/messages/count_tokens", behaviour)
+    if max_response_bytes is not None:
+        gateway.configure(max_response_bytes=max_response_bytes)
+    gateway.route((route_for(fake, kind="anthropic", key="sk-ant-test-key-0001"), ["claude-sonnet-4-0"]))
+    with gateway.client() as client:
+        return client.post(
+            "/v1/messages/count_tokens",
+            json={"model": "claude-sonnet-4-0", "messages": [{"role": "user", "content": "Hello"}]},
+            headers={"x-api-key": "client-key", "anthropic-version": "2023-06-01"},
+        )
+
+
+def test_count_tokens_never_relays_the_backends_key(gateway, fake_provider):
+    message = "bad key sk-ant-test-key-0001"
+    echoed = reply_json({"type": "error", "error": {"type": "authentication_error", "message": message}}, status=401)
+
+    answer = count_with(gateway, fake_provider, echoed)
+
+    assert answer.status_code == 401
+    assert "sk-ant-test-key-0001" not in answer.text and "[redacted]" in answer.text
+
+
+def test_count_tokens_refuses_an_answer_larger_than_the_limit(gateway, fake_provider):
+    huge = reply_bytes(b'{"input_tokens": 1}' + b" " * 5000)
+
+    answer = count_with(gateway, fake_provider, huge, max_response_bytes=1000)
+
+    assert answer.status_code == 502
+    assert answer.json()["type"] == "error" and answer.json()["error"]["type"] == "api_error"
