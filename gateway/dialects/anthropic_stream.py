@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 
 from backends.providers.base import OpenAIError, clean_text, parse_json
+from backends.providers.lines import LineFramedStream
 from gateway.dialects.anthropic_answer import (
     anthropic_error_event,
     anthropic_usage,
@@ -32,16 +33,15 @@ def event(name: str, data: dict) -> bytes:
     return b"event: " + name.encode() + b"\ndata: " + json.dumps(data, separators=(",", ":")).encode() + b"\n\n"
 
 
-class OpenAIToAnthropicStream:
+class OpenAIToAnthropicStream(LineFramedStream):
     """One per stream. ``usage`` is the OpenAI-shaped usage once reported, for the gateway's accounting."""
 
     def __init__(self, requested_model: str) -> None:
+        super().__init__()
         self.model = requested_model
         self.usage: dict | None = None
-        self._buffer = b""
         self._data: list[bytes] = []
         self._started = False
-        self._ended = False
         self._finish: str | None = None
         self._next_index = 0
         # The open block: ("text" | "thinking" | "tool", OpenAI tool index or None), Anthropic index.
@@ -53,18 +53,7 @@ class OpenAIToAnthropicStream:
 
     # --- framing ------------------------------------------------------------------------------
     def feed(self, data: bytes) -> list[bytes]:
-        if self._ended or not data:
-            return []
-        self._buffer += data
-        if b"\n" not in self._buffer:
-            return []
-        *lines, self._buffer = self._buffer.split(b"\n")
-        out: list[bytes] = []
-        for line in lines:
-            self._line(line.rstrip(b"\r"), out)
-            if self._ended:
-                break
-        return out
+        return self._feed_lines(data)
 
     def feed_chunk(self, chunk) -> list[bytes]:
         out: list[bytes] = []
@@ -77,11 +66,7 @@ class OpenAIToAnthropicStream:
         if self._ended:
             return []
         out: list[bytes] = []
-        if self._buffer:
-            self._line(self._buffer.rstrip(b"\r"), out)
-            self._buffer = b""
-        if not self._ended:
-            self._line(b"", out)
+        self._close_lines(out)
         if self._ended:
             return out
         if self._finish is None:

@@ -13,15 +13,17 @@ from backends.providers import shapes
 from backends.providers.anthropic import errors
 from backends.providers.anthropic.response import finish_reason, usage
 from backends.providers.base import SSE_DONE, OpenAIError, ProviderError, clean_text, parse_json
+from backends.providers.lines import LineFramedStream
 from backends.providers.shapes import frame
 
 logger = logging.getLogger(__name__)
 
 
-class AnthropicStream:
+class AnthropicStream(LineFramedStream):
     """One translator per upstream stream (it keeps the state of the message being built)."""
 
     def __init__(self, payload: dict) -> None:
+        super().__init__()
         self.include_usage = shapes.wants_usage(payload)
         self.id = f"chatcmpl-{time.time_ns()}"
         model = payload.get("model") if isinstance(payload, dict) else None
@@ -31,7 +33,6 @@ class AnthropicStream:
         # message_delta), for the gateway's accounting; None before.
         self.usage: dict | None = None
         self._anthropic_usage: dict = {}
-        self._buffer = b""
         self._event = ""
         self._data: list[bytes] = []
         # Anthropic block index -> OpenAI tool_calls index (counts tool blocks only).
@@ -41,7 +42,7 @@ class AnthropicStream:
         self._thinking: dict[int, tuple[int, list[str]]] = {}
         self._thinking_count = 0
         self._stopped = False  # message_stop arrived
-        self._ended = False  # [DONE] already emitted (after an error event)
+        # ``_ended`` (LineFramedStream): [DONE] already emitted (after an error event).
         self._upstream_error = False  # Anthropic sent an error event
 
     @property
@@ -51,29 +52,13 @@ class AnthropicStream:
 
     # --- framing ------------------------------------------------------------------------------
     def feed(self, data: bytes) -> list[bytes]:
-        if self._ended:
-            return []
-        self._buffer += data
-        if b"\n" not in self._buffer:
-            return []
-        *lines, self._buffer = self._buffer.split(b"\n")
-        out: list[bytes] = []
-        for line in lines:
-            self._line(line.rstrip(b"\r"), out)
-            if self._ended:
-                break
-        return out
+        return self._feed_lines(data)
 
     def close(self) -> list[bytes]:
         if self._ended:
             return []
         out: list[bytes] = []
-        # A last event not followed by a blank line is still an event.
-        if self._buffer:
-            self._line(self._buffer.rstrip(b"\r"), out)
-            self._buffer = b""
-        if not self._ended:
-            self._line(b"", out)
+        self._close_lines(out)
         if self._ended:
             return out
         if not self._stopped:
