@@ -16,7 +16,7 @@ import datetime
 import logging
 
 from backends.providers.base import OpenAIError
-from gateway.views import _read_only
+from gateway.views import read_only
 from orgs.models import DEFAULT_ORGANISATION
 
 logger = logging.getLogger(__name__)
@@ -42,8 +42,6 @@ def _report(principal, access, today: datetime.date, key_record=None) -> dict:
     if principal.kind == "client_key":
         # -1 matches no row: never another key's usage, nor the organisation's keyless usage.
         key_id = int(principal.key_id) if str(principal.key_id).isdigit() else -1
-        if key_record is None:
-            key_record = next((k for k in access.keys.values() if k.id == key_id), None)
     try:
         return usage_self_report(
             organisation=organisation,
@@ -59,9 +57,7 @@ def _report(principal, access, today: datetime.date, key_record=None) -> dict:
 
 
 async def usage_self(gw, ctx, scope, receive, out) -> None:
-    checked = await _read_only(gw, ctx, scope, out)
-    # ``_read_only`` answers (allowed, key record); a bare bool from older callers is allowed too.
-    allowed, key_record = checked if isinstance(checked, tuple) else (checked, None)
+    allowed, key_record = await read_only(gw, ctx, scope, out)
     if not allowed:
         return
     if ctx.principal.kind not in ("client_key", "master"):

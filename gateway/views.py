@@ -236,7 +236,7 @@ def authenticate_request(gw: Gateway, scope):
     return authenticate(scope, gw.config.master_key, gw.snapshots.access, require_key=gw.config.require_client_key)
 
 
-async def _read_only(gw: Gateway, ctx: RequestContext, scope, out: Responder):
+async def read_only(gw: Gateway, ctx: RequestContext, scope, out: Responder):
     """GET or HEAD, and authenticated; otherwise answered here. ``(True, key record)`` when the
     caller may go on."""
     if scope["method"] not in ("GET", "HEAD"):
@@ -250,14 +250,14 @@ async def _read_only(gw: Gateway, ctx: RequestContext, scope, out: Responder):
 
 
 async def models_list(gw, ctx, scope, receive, out) -> None:
-    allowed, key = await _read_only(gw, ctx, scope, out)
+    allowed, key = await read_only(gw, ctx, scope, out)
     if allowed:
         routing = gw.routing_for(ctx)
         await out.bytes(200, gw.models_body_for(routing, key.models) if key is not None else routing.models_body)
 
 
 async def model_retrieve(gw, ctx, scope, receive, out, *, model_id: str) -> None:
-    allowed, key = await _read_only(gw, ctx, scope, out)
+    allowed, key = await read_only(gw, ctx, scope, out)
     if not allowed:
         return
     routes = gw.routing_for(ctx).model_routes.get(model_id)
