@@ -170,7 +170,8 @@ def test_a_client_key_reads_its_own_usage_budget_and_what_remains(keys):
             )
         },
     )
-    report = _report(as_ci, access, today)
+    # The handler passes the key record authentication found.
+    report = _report(as_ci, access, today, access.keys["h" * 64])
 
     assert report["key"]["name"] == "ci" and report["key"]["prefix"] == "CiCi1234"
     assert report["key"]["budget_usd"] == 2.0 and report["key"]["period"] == "day"
