@@ -230,6 +230,8 @@ class Limiter:
         self._unpriced_logged: set[str] = set()
         # (id(key record), id(org record)) -> (key, org, scopes, valid until Unix ms or 0)
         self._scopes: dict[tuple[int, int], tuple[object, object, tuple[Scope, ...], int]] = {}
+        # id(scopes) -> (scopes, their states at the last count, when): for uncounted answers.
+        self._last_seen: dict[int, tuple[tuple[Scope, ...], tuple[ScopeState, ...], float]] = {}
         # What a finished request cost (set by the gateway: its price book).
         self.cost_of = lambda ctx: ctx.cost_usd
 
@@ -280,11 +282,32 @@ class Limiter:
             logger.warning("limits store %s reachable again; limits enforced", self.store.kind)
             self._down_since = None
         headers = rate_headers(scopes, verdict.states)
+        if len(self._last_seen) >= MAX_CACHED_SCOPES:
+            self._last_seen.clear()
+        # The tuple is kept in the value, so its id cannot be reused while the entry lives.
+        self._last_seen[id(scopes)] = (scopes, verdict.states, time.monotonic())
         if not verdict.allowed:
             index = verdict.denied_scope
             return refusal(scopes[index], verdict.states[index], verdict.denied_reason, estimate), headers
         self._held[ctx] = Ticket(scopes, ctx.request_id, estimate, counted=True)
         return None, headers
+
+    def known_headers(self, scopes: tuple[Scope, ...]) -> list[tuple[bytes, bytes]]:
+        """``x-ratelimit-*`` for a response that is not counted (a malformed request, a model
+        the key may not use): the counts this process last saw for these scopes, aged by the
+        time since, with no store round trip. A window that has ended since shows in full."""
+        seen = self._last_seen.get(id(scopes))
+        if seen is None or seen[0] is not scopes:
+            states = tuple(ScopeState(0, 0, WINDOW_MS) for _ in scopes)
+        else:
+            elapsed_ms = int((time.monotonic() - seen[2]) * 1000)
+            states = tuple(
+                ScopeState(0, 0, WINDOW_MS)
+                if elapsed_ms >= state.window_ms
+                else ScopeState(state.requests, state.tokens, state.window_ms - elapsed_ms)
+                for state in seen[1]
+            )
+        return rate_headers(scopes, states)
 
     def _store_down(self, ctx, scopes, estimate, exc) -> tuple[OpenAIError | None, list]:
         now = time.monotonic()

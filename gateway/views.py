@@ -181,19 +181,19 @@ async def _inference(gw: Gateway, ctx: RequestContext, scope, receive, out: Resp
     if denied is not None:
         await out.error(denied)
         return
+    limiter = gw.limiter
+    scopes = limiter.scopes_for(key, gw.snapshots.access.organisation(ctx.principal.organisation))
     try:
         body = await read_body(receive, gw.config.max_body_bytes, header(scope, b"content-length"))
         payload, ctx.model = parse(body)
     except RequestRejected as rejected:
-        await out.error(rejected.error)
+        await out.error(rejected.error, limiter.known_headers(scopes) if scopes else None)
         return
     forbidden = model_forbidden(key, ctx.model)
     if forbidden is not None:
-        await out.error(forbidden)
+        await out.error(forbidden, limiter.known_headers(scopes) if scopes else None)
         return
     ctx.stream = endpoint is CHAT and payload.get("stream") is True
-    limiter = gw.limiter
-    scopes = limiter.scopes_for(key, gw.snapshots.access.organisation(ctx.principal.organisation))
     if scopes:
         refused, out.extra_headers = await limiter.acquire(ctx, scopes, estimate_tokens(payload, body))
         if refused is not None:

@@ -69,6 +69,26 @@ def test_headers_are_on_every_response_of_a_limited_key(limited, keys, upstream)
     assert rate_headers(unlimited) == {}
 
 
+def test_answers_that_are_not_counted_carry_the_last_counts(limited, keys):
+    # A malformed body and a model the key may not use are refused before anything is counted;
+    # they still carry the headers, with the counts as this gateway last saw them.
+    key = keys.add(rpm=10, tpm=100_000, models=(MODEL,))
+    auth = {"Authorization": f"Bearer {key}"}
+    with limited.client() as client:
+        before = client.post("/v1/chat/completions", content=b"{not json", headers=auth)
+        chat(client, key)
+        malformed = client.post("/v1/chat/completions", content=b"{not json", headers=auth)
+        forbidden = client.post("/v1/chat/completions", json={"model": "other", "messages": USER}, headers=auth)
+        after = chat(client, key)
+    assert (before.status_code, malformed.status_code, forbidden.status_code) == (400, 400, 403)
+    assert before.headers["x-ratelimit-remaining-requests"] == "10"  # nothing seen yet: a full window
+    for response in (malformed, forbidden):
+        assert response.headers["x-ratelimit-limit-requests"] == "10"
+        assert response.headers["x-ratelimit-remaining-requests"] == "9"  # not counted themselves
+        assert RESET.match(response.headers["x-ratelimit-reset-requests"])
+    assert after.headers["x-ratelimit-remaining-requests"] == "8"
+
+
 async def _fail(request):
     from aiohttp import web
 

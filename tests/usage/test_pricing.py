@@ -109,9 +109,15 @@ def test_the_seeded_prices_name_their_source_and_date():
         ("openai", "gpt-5.4-mini"),
         ("anthropic", "claude-sonnet-4-2025*"),
         ("x.ai", "grok-4.3"),
+        ("groq", "llama-3.3-70b-versatile"),
+        ("together", "openai/gpt-oss-120b"),
+        ("fireworks", "accounts/fireworks/models/kimi-k2p5"),
+        ("mistral", "mistral-medium-3.5"),
+        ("cohere", "command-r-08-2024"),
     ]:
         assert seeded[key].source_url.startswith("https://") and seeded[key].as_of is not None
-    assert not any(p.startswith(("groq", "deepseek")) for p, _ in seeded)  # unconfirmed: left unpriced
+    # DeepSeek prices by time of day, which one price cannot express: left unpriced.
+    assert not any(p == "deepseek" for p, _ in seeded)
 
 
 @pytest.mark.django_db
@@ -123,7 +129,13 @@ def test_a_seeded_price_applies_to_the_presets_backend():
     # 1M input, 1M output at grok-4.3's list price: 1.25 + 2.50.
     assert book.cost("grok-4.3", xai, Usage(1_000_000, 1_000_000)) == pytest.approx(3.75)
     groq = route("groq", url="https://api.groq.com/openai/v1")
-    assert book.cost("llama-3.3-70b-versatile", groq, Usage(1, 1)) is None
+    assert book.cost("llama-3.3-70b-versatile", groq, Usage(1_000_000, 1_000_000)) == pytest.approx(0.59 + 0.79)
+    # A Fireworks family glob prices each of its models, with the cache rate for cached input.
+    fireworks = route("fireworks", url="https://api.fireworks.ai/inference/v1")
+    usage = Usage(1_000_000, 0, cached_tokens=1_000_000)
+    assert book.cost("accounts/fireworks/models/deepseek-v3p2", fireworks, usage) == pytest.approx(0.28)
+    deepseek = route("deepseek", url="https://api.deepseek.com/v1")
+    assert book.cost("deepseek-chat", deepseek, Usage(1, 1)) is None
 
 
 @pytest.mark.django_db(transaction=True)

@@ -2,15 +2,14 @@
 
 Only prices that could be confirmed are seeded; a model left out here is *unpriced* (flagged
 in the usage views and API, never billed as $0) until an operator adds its price in the admin.
-Left unpriced on purpose: Groq, Together, Fireworks, Mistral, Cohere and DeepSeek (no current
-list price could be confirmed from the provider itself when this was written; DeepSeek's own
-page and newer third-party figures disagree).
+Groq, Together, Fireworks, Mistral and Cohere are seeded by ``0003_usage_seed_more_prices``.
 """
 
 import datetime
-from decimal import Decimal
 
 from django.db import migrations
+
+from usage.price_seeds import seed_prices, unseed_prices
 
 OPENAI_SOURCE = "https://tokenmix.ai/blog/openai-api-cost-2026-gpt-5-5-5-4-nano-batch"
 OPENAI_AS_OF = datetime.date(2026, 6, 4)
@@ -50,31 +49,11 @@ PRICES = [
 
 
 def seed(apps, schema_editor):
-    ModelPrice = apps.get_model("usage", "ModelPrice")
-    AccessVersion = apps.get_model("orgs", "AccessVersion")
-    for provider, model, input_price, cached, output, source, as_of in PRICES:
-        ModelPrice.objects.get_or_create(
-            provider=provider,
-            model=model,
-            defaults={
-                "input_per_million": Decimal(input_price),
-                "cached_input_per_million": None if cached is None else Decimal(cached),
-                "output_per_million": Decimal(output),
-                "source_url": source,
-                "as_of": as_of,
-            },
-        )
-    # Running gateways reload prices when the access version moves.
-    AccessVersion.objects.get_or_create(pk=1)
-    version = AccessVersion.objects.get(pk=1)
-    version.version += 1
-    version.save(update_fields=["version"])
+    seed_prices(apps, PRICES)
 
 
 def unseed(apps, schema_editor):
-    ModelPrice = apps.get_model("usage", "ModelPrice")
-    for provider, model, *_ in PRICES:
-        ModelPrice.objects.filter(provider=provider, model=model).delete()
+    unseed_prices(apps, PRICES)
 
 
 class Migration(migrations.Migration):
