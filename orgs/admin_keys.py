@@ -1,11 +1,13 @@
-"""Client keys in the admin. Creating one shows the key once (a message on the next page);
-afterwards only its prefix is ever shown. Writes go through ``orgs.keys`` so each bumps the
-access version."""
+"""Client keys in the admin. Creating one shows the key once, on the answer to the creation
+itself (never in a message, whose cookie would carry it to the next page); afterwards only its
+prefix is ever shown. Writes go through ``orgs.keys`` so each bumps the access version."""
 
 from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.template.response import TemplateResponse
+from django.utils.cache import add_never_cache_headers
 
 from orgs import keys
 from orgs.models import ClientKey
@@ -58,13 +60,19 @@ class ClientKeyAdmin(admin.ModelAdmin):
             expires_at=data.get("expires_at"),
             **{name: data.get(name) for name in ("rpm", "tpm", "max_concurrent", "budget_usd", "budget_period")},
         )
-        # The admin reads obj.pk to redirect; the key itself is shown once, here.
+        # The admin reads obj.pk afterwards; the key itself goes only to response_add.
         obj.pk = created.record.pk
         obj.prefix = created.record.prefix
-        messages.warning(
-            request,
-            f"The new key is {created.key} — copy it now: it is shown only this once and only its hash is stored.",
-        )
+        request.eldric_new_key = created.key
+
+    def response_add(self, request, obj: ClientKey, post_url_continue=None):
+        key = getattr(request, "eldric_new_key", None)
+        if key is None:
+            return super().response_add(request, obj, post_url_continue)
+        context = {**self.admin_site.each_context(request), "key": key, "record": obj, "opts": self.model._meta}
+        response = TemplateResponse(request, "admin/orgs/clientkey/created.html", context)
+        add_never_cache_headers(response)  # no browser or proxy cache keeps the page
+        return response
 
     def delete_model(self, request, obj: ClientKey) -> None:
         # Deleting would lose the usage history's key; revoke instead.

@@ -158,11 +158,15 @@ def test_the_admin_shows_a_new_key_once_and_revokes(admin_client):
             "budget_period": "month",
             "enabled": "on",
         },
-        follow=True,
     )
+    # The key is on the answer to the creation itself, which no cache may keep, and in no
+    # cookie: a message would carry it, signed but readable, to the next page.
     assert response.status_code == 200
     shown = re.findall(r"eld-[A-Za-z0-9]{40}", response.content.decode())
     assert len(set(shown)) == 1
+    assert "no-store" in response.headers["Cache-Control"]
+    assert all(shown[0] not in morsel.value for morsel in response.cookies.values())
+    assert shown[0] not in admin_client.get("/admin/orgs/clientkey/").content.decode()
     row = ClientKey.objects.get(name="from-admin")
     assert row.key_hash == hashlib.sha256(shown[0].encode()).hexdigest()
     page = admin_client.get(f"/admin/orgs/clientkey/{row.pk}/change/").content.decode()
