@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format bench bench-peers clean browser-deps
+.PHONY: run test lint format bench bench-peers clean browser-deps claude-code-deps
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,17 +25,30 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 
 # Headless Chromium for the dashboard's browser test (tests/dashboard/test_browser.py):
-# Debian's chromium and chromium-driver. Installed when missing and this user can (root or
-# sudo); otherwise that one test is skipped, or fails under ELDRIC_REQUIRE_SERVICES=1 (CI).
+# Debian's chromium and chromium-driver; and Debian's nginx-light for the load-balancer test
+# (tests/instances/test_nginx.py). Installed when missing and this user can (root or
+# sudo); otherwise those tests are skipped, or fail under ELDRIC_REQUIRE_SERVICES=1 (CI).
 browser-deps:
-	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then :; \
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 \
+	  && { command -v nginx || test -x /usr/sbin/nginx; } >/dev/null 2>&1; then :; \
 	elif [ "$$(id -u)" = 0 ]; then \
-	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver nginx-light; \
 	elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then \
-	  sudo apt-get update -q && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; \
-	else echo "browser-deps: cannot install chromium and chromium-driver here (no root); the browser test will skip"; fi
+	  sudo apt-get update -q && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver nginx-light; \
+	else echo "browser-deps: cannot install chromium, chromium-driver and nginx-light here (no root); their tests will skip"; fi
 
-test: $(STAMP) lint browser-deps
+# Claude Code for its end-to-end test (tests/e2e/test_claude_code.py), pinned, from npm, into
+# var/claude-code/ (never global). Skipped without npm, or fails under ELDRIC_REQUIRE_SERVICES=1.
+CLAUDE_CODE_VERSION := 2.1.332
+CLAUDE_CODE := var/claude-code/node_modules/@anthropic-ai/claude-code/package.json
+claude-code-deps:
+	@if grep -qs '"version": "$(CLAUDE_CODE_VERSION)"' $(CLAUDE_CODE); then :; \
+	elif command -v npm >/dev/null 2>&1; then \
+	  mkdir -p var/claude-code && npm install --silent --no-audit --no-fund --prefix var/claude-code \
+	    @anthropic-ai/claude-code@$(CLAUDE_CODE_VERSION); \
+	else echo "claude-code-deps: npm not found; the Claude Code test will skip"; fi
+
+test: $(STAMP) lint browser-deps claude-code-deps
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)

@@ -56,7 +56,18 @@ class BackendForm(forms.ModelForm):
 
     class Meta:
         model = Backend
-        fields = ["name", "organisation", "kind", "url", "api_key", "priority", "enabled", "headers", "instances"]
+        fields = [
+            "name",
+            "organisation",
+            "kind",
+            "url",
+            "api_key",
+            "priority",
+            "enabled",
+            "headers",
+            "instances",
+            "responses_api",
+        ]
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)

@@ -112,6 +112,7 @@ class BackendListApi(APIView):
                 source=AuditSource.API,
                 organisation=data["organisation"],
                 instances=data["instances"],
+                responses_api=data["responses_api"],
             )
         except services.BackendNameTaken as exc:
             raise name_taken(exc) from None
@@ -158,6 +159,7 @@ class BackendDetailApi(APIView):
             enabled=data.get("enabled"),
             headers=data.get("headers"),
             instances=data.get("instances"),
+            responses_api=data.get("responses_api", services.UNCHANGED),
         )
         return Response(self.OutputSerializer(get_backend_or_404(name)).data)
 
@@ -215,13 +217,19 @@ class ModelCatalogueBackendSerializer(serializers.Serializer):
     priority = serializers.IntegerField()
     enabled = serializers.BooleanField()
     health_status = serializers.CharField()
-    capability = serializers.CharField()
+    capability = serializers.CharField(
+        help_text="What this backend says the model is for: chat, completion, embedding, rerank, image, audio, "
+        "moderation, or unknown (neither the provider nor the id says; served as chat and as embeddings)."
+    )
     routable = serializers.BooleanField(help_text="Enabled and not unhealthy or auth_failed.")
 
 
 class ModelCatalogueSerializer(serializers.Serializer):
     id = serializers.CharField()
     object = serializers.CharField()
+    capabilities = serializers.ListField(
+        child=serializers.CharField(), help_text="As /v1/models shows it: the best-priority backend's capability."
+    )
     routable = serializers.BooleanField(help_text="At least one backend can serve it now.")
     backends = ModelCatalogueBackendSerializer(many=True, help_text="Best priority first.")
 

@@ -19,6 +19,7 @@ def audit_state(backend: Backend | None) -> dict:
         "headers": headers_masked(backend.headers),
         "source": backend.source,
         "instances": list(backend.instances or []),
+        "responses_api": backend.responses_api,
         "_key": backend.api_key_encrypted,
     }
 

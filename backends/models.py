@@ -53,6 +53,11 @@ class Backend(models.Model):
     # means every instance. Either way, an instance routes to a backend only if listed here
     # or the list is empty.
     instances = models.JSONField(default=list, blank=True)
+    # Serves OpenAI's Responses API itself, so /v1/responses is passed through instead of being
+    # translated to chat. Null: the provider's preset decides (OpenAI and xAI do).
+    responses_api = models.BooleanField(
+        null=True, blank=True, default=None, help_text="Serves /v1/responses itself; empty: the preset's default."
+    )
 
     health_status = models.CharField(max_length=16, choices=HealthStatus.choices, default=HealthStatus.UNKNOWN)
     latency_ms = models.FloatField(null=True, blank=True)
@@ -64,6 +69,8 @@ class Backend(models.Model):
     healthy_probe_count = models.PositiveBigIntegerField(default=0, editable=False)
     next_check_at = models.DateTimeField(null=True, blank=True, db_index=True)
     models_refreshed_at = models.DateTimeField(null=True, blank=True)
+    # Discovery's compare-and-swap (``backends_claim_discovery``): one run per interval across workers.
+    next_discovery_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -90,8 +97,12 @@ class Backend(models.Model):
 class DiscoveredModel(models.Model):
     backend = models.ForeignKey(Backend, related_name="models", on_delete=models.CASCADE)
     model_id = models.CharField(max_length=255)
-    # "chat" or "embedding": Cohere and Ollama list both kinds in one catalogue.
-    capability = models.CharField(max_length=16, default="chat")
+    # What the model is for (``backends.capabilities``): chat, completion, embedding, rerank,
+    # image, audio or moderation, as the provider or the id says; "" when neither does (listed as
+    # chat, refused nowhere).
+    capability = models.CharField(
+        max_length=16, blank=True, default="", help_text="chat, embedding, rerank, …; empty: unknown."
+    )
     created = models.BigIntegerField(null=True, blank=True)
     discovered_at = models.DateTimeField(auto_now=True)
 

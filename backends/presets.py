@@ -9,11 +9,13 @@ from dataclasses import dataclass
 class Preset:
     url: str
     kind: str = "openai_compatible"
+    # Serves OpenAI's Responses API (``/v1/responses``) itself.
+    responses_api: bool = False
 
 
 PRESETS: dict[str, Preset] = {
-    "xai": Preset("https://api.x.ai/v1"),
-    "openai": Preset("https://api.openai.com/v1"),
+    "xai": Preset("https://api.x.ai/v1", responses_api=True),
+    "openai": Preset("https://api.openai.com/v1", responses_api=True),
     "anthropic": Preset("https://api.anthropic.com/v1", "anthropic"),
     "deepseek": Preset("https://api.deepseek.com/v1"),
     "groq": Preset("https://api.groq.com/openai/v1"),
@@ -41,3 +43,12 @@ def kind_for_name(name: str) -> str:
         return "ollama"
     preset = PRESETS.get(lowered)
     return preset.kind if preset else "openai_compatible"
+
+
+def responses_api_default(name: str, url: str) -> bool:
+    """Whether a backend serves the Responses API when its config does not say: by its
+    provider (the URL's host, else its name), as the OpenAI-compatible adapter tells them apart."""
+    from backends.providers.openai_compatible import flavour_for
+
+    preset = PRESETS.get(flavour_for(name, url))
+    return preset is not None and preset.responses_api

@@ -11,16 +11,19 @@ from django.conf import settings
 from django.db.models import Count
 from django.utils import timezone
 
+from backends.capabilities import listed, shown
 from backends.crypto import KeyDecryptionError, mask
 from backends.models import (
     DEFAULT_HEALTH_INTERVAL_MS,
     AuditLog,
     Backend,
+    BackendKind,
     BackendSource,
     DiscoveredModel,
     GatewaySettings,
     WorkerIdentity,
 )
+from backends.presets import responses_api_default
 from backends.snapshot import EXCLUDED_HEALTH, BackendRoute, RoutingSnapshot, snapshot_assemble
 from orgs.licenses import license_state_for, license_states_get
 from orgs.models import DEFAULT_ORGANISATION
@@ -140,7 +143,17 @@ def backend_route(backend: Backend, *, model_count: int = 0, config_order: int =
         model_count=model_count,
         organisation=backend.organisation.slug if backend.organisation_id else DEFAULT_ORGANISATION,
         config_order=config_order,
+        responses_api=responses_api_of(backend),
     )
+
+
+def responses_api_of(backend: Backend) -> bool:
+    """The backend's ``responses_api`` flag, or its preset's default when unset (null)."""
+    if backend.kind != BackendKind.OPENAI_COMPATIBLE:
+        return False
+    if backend.responses_api is not None:
+        return backend.responses_api
+    return responses_api_default(backend.name, backend.url)
 
 
 def routing_snapshot_build(*, instance: str | None = None) -> RoutingSnapshot:
@@ -152,10 +165,13 @@ def routing_snapshot_build(*, instance: str | None = None) -> RoutingSnapshot:
     worker = instance_settings_read(instance=instance)
     backends = backend_list(instance=instance)
     visible = {b.name for b in backends}
-    models: dict[str, list[tuple[str, int | None]]] = {}
-    for backend_name, model_id, created in DiscoveredModel.objects.values_list("backend__name", "model_id", "created"):
+    models: dict[str, list[tuple[str, int | None, str]]] = {}
+    rows = DiscoveredModel.objects.values_list("backend__name", "model_id", "created", "discovered_at", "capability")
+    for backend_name, model_id, created, discovered_at, capability in rows:
         if backend_name in visible:
-            models.setdefault(backend_name, []).append((model_id, created))
+            # No upstream ``created``: the time the gateway discovered the model (never 0).
+            known = created or (int(discovered_at.timestamp()) if discovered_at else None)
+            models.setdefault(backend_name, []).append((model_id, known, capability))
     order = configuration_order(backends)
     routes = [backend_route(b, model_count=len(models.get(b.name, ())), config_order=order[b.name]) for b in backends]
     default_backend = worker.default_backend if worker else ""
@@ -253,14 +269,18 @@ def model_catalogue() -> list[dict]:
     rows = DiscoveredModel.objects.select_related("backend").order_by("model_id", "backend__priority", "backend__name")
     for row in rows:
         backend = row.backend
-        entry = catalogue.setdefault(row.model_id, {"id": row.model_id, "object": "model", "backends": []})
+        # The best-priority backend's word is the model's, as in /v1/models.
+        entry = catalogue.setdefault(
+            row.model_id,
+            {"id": row.model_id, "object": "model", "capabilities": listed(row.capability), "backends": []},
+        )
         entry["backends"].append(
             {
                 "name": backend.name,
                 "priority": backend.priority,
                 "enabled": backend.enabled,
                 "health_status": backend.health_status,
-                "capability": row.capability,
+                "capability": shown(row.capability),
                 "routable": backend_routable(backend, live.get(backend.name)),
             }
         )

@@ -6,6 +6,7 @@ from urllib.parse import urlsplit
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from backends import capabilities
 from backends.models import AuditLog, Backend, BackendKind, HealthStatus
 from backends.selectors import backend_live, backend_routable, headers_masked
 from backends.url_policy import url_policy
@@ -176,6 +177,12 @@ class BackendCreateSerializer(BackendConfigSerializer):
         default=list,
         help_text="Pin to these instances (ELDRIC_INSTANCE names); empty or absent: every instance routes to it.",
     )
+    responses_api = StrictBooleanField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Serves /v1/responses itself (passed through, not translated); null: the preset's default.",
+    )
 
     def to_internal_value(self, data):
         # A slug check would accept 123 as "123"; names are strings.
@@ -214,6 +221,11 @@ class BackendUpdateSerializer(BackendConfigSerializer):
     priority = StrictIntegerField(required=False, min_value=0, max_value=MAX_PRIORITY)
     enabled = StrictBooleanField(required=False)
     instances = InstancesField(required=False, help_text="Pin to these instances; [] unpins (every instance).")
+    responses_api = StrictBooleanField(
+        required=False,
+        allow_null=True,
+        help_text="Serves /v1/responses itself (passed through, not translated); null: the preset's default.",
+    )
 
 
 class TrafficWindowSerializer(serializers.Serializer):
@@ -281,6 +293,7 @@ class BackendOutputSerializer(serializers.ModelSerializer):
             "instances",
             "api_key",
             "headers",
+            "responses_api",
             "health_status",
             "latency_ms",
             "last_checked_at",
@@ -331,14 +344,23 @@ class BackendOutputSerializer(serializers.ModelSerializer):
         }
 
 
+# What a model is for, as the management API shows it (``backends.capabilities``).
+CAPABILITY_HELP = "model id -> chat, completion, embedding, rerank, image, audio, moderation or unknown."
+
+
 class BackendDetailOutputSerializer(BackendOutputSerializer):
     models = serializers.SerializerMethodField()
+    model_capabilities = serializers.SerializerMethodField(help_text=CAPABILITY_HELP)
 
     class Meta(BackendOutputSerializer.Meta):
-        fields = [*BackendOutputSerializer.Meta.fields, "models_refreshed_at", "models"]
+        fields = [*BackendOutputSerializer.Meta.fields, "models_refreshed_at", "models", "model_capabilities"]
 
     def get_models(self, obj) -> list[str]:
         return list(obj.models.order_by("model_id").values_list("model_id", flat=True))
+
+    def get_model_capabilities(self, obj) -> dict[str, str]:
+        rows = obj.models.order_by("model_id").values_list("model_id", "capability")
+        return {model_id: capabilities.shown(capability) for model_id, capability in rows}
 
 
 class ProbeOutputSerializer(serializers.Serializer):
@@ -349,6 +371,7 @@ class ProbeOutputSerializer(serializers.Serializer):
     )
     model_count = serializers.IntegerField()
     models = serializers.ListField(child=serializers.CharField())
+    model_capabilities = serializers.DictField(child=serializers.CharField(), help_text=CAPABILITY_HELP)
     latency_ms = serializers.FloatField(allow_null=True)
     status = serializers.ChoiceField(choices=HealthStatus.choices)
     error = serializers.CharField(allow_blank=True)
@@ -362,6 +385,9 @@ class ProbeOutputSerializer(serializers.Serializer):
             "auth_valid": auth_valid,
             "model_count": len(result.models),
             "models": sorted(m.id for m in result.models),
+            "model_capabilities": {
+                m.id: capabilities.shown(m.capability) for m in sorted(result.models, key=lambda m: m.id)
+            },
             "latency_ms": result.latency_ms,
             "status": str(result.status),
             "error": result.error,

@@ -37,6 +37,7 @@ from backends.selectors import (
 from backends.snapshot import BackendRoute
 from backends.specs import BackendSpec
 from backends.url_policy import UrlDenied, url_check
+from orgs.change_notices import snapshot_changed_notify
 from orgs.license_gates import backend_add_check, backend_remove_check, static_backends_check
 from orgs.licenses import license_state_get
 from orgs.models import DEFAULT_ORGANISATION, Organisation
@@ -44,6 +45,8 @@ from orgs.services import default_organisation_pk
 from traffic import services as traffic_services
 
 logger = logging.getLogger(__name__)
+# ``backend_update``'s "leave this field alone" for fields where None is a value.
+UNCHANGED = object()
 
 ADMIN_TOKEN_PREFIX = "eldadm_"
 
@@ -61,6 +64,8 @@ class StaticDiff:
 def routing_version_bump() -> None:
     GatewaySettings.objects.get_or_create(pk=1)
     GatewaySettings.objects.filter(pk=1).update(routing_version=F("routing_version") + 1)
+    # Every gateway process hears of it at once when Redis is there (orgs.change_notices).
+    snapshot_changed_notify("routing")
 
 
 def worker_heartbeat(*, instance: str, now=None) -> None:
@@ -136,6 +141,7 @@ def _apply_spec(backend: Backend, spec: BackendSpec) -> bool:
         ("url", spec.url),
         ("priority", spec.priority),
         ("headers", spec.headers),
+        ("responses_api", spec.responses_api),
         ("source", BackendSource.STATIC),
     ):
         if getattr(backend, attr) != value:
@@ -281,14 +287,30 @@ def backend_models_sync(*, backend: Backend, models: list[ModelInfo]) -> tuple[l
     added = sorted(latest.keys() - current)
     if removed:
         backend.models.filter(model_id__in=removed).delete()
+    # A provider that gives no ``created`` (Cohere, some OpenAI-compatible servers): the time
+    # the gateway first discovered the model, so GET /v1/models never says 0.
+    discovered = int(timezone.now().timestamp())
     DiscoveredModel.objects.bulk_create(
         [
-            DiscoveredModel(backend=backend, model_id=i, created=latest[i].created, capability=latest[i].capability)
+            DiscoveredModel(
+                backend=backend,
+                model_id=i,
+                created=latest[i].created or discovered,
+                capability=latest[i].capability,
+            )
             for i in added
         ]
     )
+    # A provider may change its mind about what a model is for (or a newer gateway reads it
+    # better): the routing check follows what discovery last said.
+    reclassified = False
+    for model_id, capability in backend.models.exclude(model_id__in=added).values_list("model_id", "capability"):
+        info = latest.get(model_id)
+        if info is not None and info.capability != capability:
+            backend.models.filter(model_id=model_id).update(capability=info.capability)
+            reclassified = True
     Backend.objects.filter(pk=backend.pk).update(models_refreshed_at=timezone.now())
-    if added or removed:
+    if added or removed or reclassified:
         routing_version_bump()
     return added, removed
 
@@ -405,6 +427,27 @@ def backends_claim_due(*, now=None) -> list[int]:
         interval = health_interval_for(instances, intervals=intervals)
         won = Backend.objects.filter(pk=backend_id, next_check_at=next_check_at).update(next_check_at=now + interval)
         if won:
+            claimed.append(backend_id)
+    return claimed
+
+
+# Discovery ticks of several beats (one per instance's embedded worker) drift apart by seconds;
+# a claim this close to being due counts as due, so no interval is skipped by a few ms.
+DISCOVERY_SLACK = 0.05
+
+
+def backends_claim_discovery(*, interval: float, now=None) -> list[int]:
+    """Claim the enabled backends whose discovery is due, once per ``interval`` across every
+    worker: a compare-and-swap on ``next_discovery_at``, like ``backends_claim_due``."""
+    now = now or timezone.now()
+    step = timedelta(seconds=interval)
+    horizon = now + step * DISCOVERY_SLACK
+    claimed = []
+    due = Backend.objects.filter(enabled=True).filter(
+        Q(next_discovery_at__isnull=True) | Q(next_discovery_at__lte=horizon)
+    )
+    for backend_id, next_at in due.values_list("id", "next_discovery_at"):
+        if Backend.objects.filter(pk=backend_id, next_discovery_at=next_at).update(next_discovery_at=now + step):
             claimed.append(backend_id)
     return claimed
 
@@ -536,6 +579,7 @@ def backend_create(
     source: str = AuditSource.API,
     organisation: str = DEFAULT_ORGANISATION,
     instances: list[str] | None = None,
+    responses_api: bool | None = None,
 ) -> Backend:
     """Add a runtime backend to ``organisation`` (a slug), routed by every instance or, with
     ``instances``, only by the instances named; its models are discovered right after the
@@ -562,6 +606,7 @@ def backend_create(
                 headers=headers or {},
                 source=BackendSource.API,
                 instances=sorted(set(instances or [])),
+                responses_api=responses_api,
             )
             backend.set_api_key(api_key)
             backend.save()
@@ -586,9 +631,12 @@ def backend_update(
     enabled: bool | None = None,
     headers: dict[str, str] | None = None,
     instances: list[str] | None = None,
+    responses_api=UNCHANGED,
 ) -> Backend:
     """Change some fields; None leaves a field alone, an empty ``api_key`` removes the key,
-    an empty ``instances`` unpins a runtime backend (every instance routes to it)."""
+    an empty ``instances`` unpins a runtime backend (every instance routes to it).
+    ``responses_api`` is left alone when ``UNCHANGED``: None is one of its values there
+    ("the preset decides")."""
     with transaction.atomic():
         before = audit_state(backend)
         for attr, value in (("kind", kind), ("url", url), ("priority", priority), ("enabled", enabled)):
@@ -598,6 +646,8 @@ def backend_update(
             backend.headers = headers
         if instances is not None:
             backend.instances = sorted(set(instances))
+        if responses_api is not UNCHANGED:
+            backend.responses_api = responses_api
         if api_key is not None:
             backend.set_api_key(api_key)
         changes = audit_diff(before, audit_state(backend))

@@ -16,3 +16,5 @@ class BackendSpec:
     priority: int = 100
     enabled: bool = True
     headers: dict[str, str] = field(default_factory=dict)
+    # Serves /v1/responses itself; None: the provider's preset decides.
+    responses_api: bool | None = None

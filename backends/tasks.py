@@ -23,9 +23,13 @@ def backend_check_health_task(backend_id: int) -> str | None:
 
 @shared_task
 def backends_discover_all_task() -> int:
-    from backends.selectors import backend_ids_enabled
+    """Every instance's beat may send this: the claim makes each backend's discovery run once
+    per interval across the deployment."""
+    from django.conf import settings
 
-    ids = backend_ids_enabled()
+    from backends.services import backends_claim_discovery
+
+    ids = backends_claim_discovery(interval=settings.ELDRIC_DISCOVERY_INTERVAL_SECONDS)
     for backend_id in ids:
         backend_discover_task.delay(backend_id)
     return len(ids)

@@ -8,6 +8,7 @@ from backends.api import (
     BackendTestApi,
     ModelListApi,
 )
+from backends.instance_api import InstanceDetailApi, InstanceListApi
 
 urlpatterns = [
     path("backends", BackendListApi.as_view(), name="backend-list"),
@@ -17,4 +18,6 @@ urlpatterns = [
     path("backends/<str:name>/test", BackendTestApi.as_view(), name="backend-test"),
     path("models", ModelListApi.as_view(), name="model-list"),
     path("audit", AuditListApi.as_view(), name="audit-list"),
+    path("instances", InstanceListApi.as_view(), name="instance-list"),
+    path("instances/<str:instance>", InstanceDetailApi.as_view(), name="instance-detail"),
 ]

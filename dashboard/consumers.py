@@ -106,7 +106,9 @@ class DashboardConsumer(AsyncWebsocketConsumer):
     async def _send_full_state(self) -> None:
         self.full_sent_at = time.monotonic()
         try:
-            text, _ = await database_sync_to_async(state_frame)()
+            text, _ = await database_sync_to_async(state_frame)(
+                decisions=self.publisher.decisions, usage=self.publisher.usage_cached()
+            )
         except Exception:
             logger.exception("dashboard: could not read the state")
             text = encode({"type": "error", "message": "The state could not be read; see the server log."})

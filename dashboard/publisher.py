@@ -13,6 +13,10 @@ what one does.
   (Redis) cache lets one process publish for all of them, and another takes over within
   three intervals when it stops.
 
+The routing decisions are the exception: they are in the memory of the process that answered
+the requests (``traffic.decisions``), so a frame carries the publishing process's own. With
+several processes (or several instances on Redis) the panel shows that process's requests.
+
 One publisher per process, built with the ASGI application (``eldric_cloud/asgi.py``); it
 runs only while a socket of this process is open.
 """
@@ -28,8 +32,11 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.cache import cache
+from django.utils import timezone
 
 from dashboard.frames import state_frame
+from dashboard.traffic_selectors import usage_tables
+from traffic.decisions import DecisionRing
 
 logger = logging.getLogger(__name__)
 
@@ -38,8 +45,22 @@ LEASE_KEY = "eldric:dashboard:publisher"
 
 
 class DashboardPublisher:
-    def __init__(self, *, interval: float, models_every: float) -> None:
+    def __init__(
+        self,
+        *,
+        interval: float,
+        models_every: float,
+        decisions: DecisionRing | None = None,
+        usage_every: float = 30.0,
+    ) -> None:
         self.interval = interval
+        # The tokens-and-cost tables are most of a state's cost to read and change slowly: read
+        # at most this often, and reused by the frames in between.
+        self.usage_every = usage_every
+        self._usage: tuple[float, dict] | None = None
+        # This process's routing decisions (``traffic.decisions``): the gateway feeds it, every
+        # frame this publisher builds carries it.
+        self.decisions = decisions
         self.models_every = models_every
         self.token = secrets.token_hex(8)
         self.subscribers = 0
@@ -49,11 +70,27 @@ class DashboardPublisher:
         self._models_sent_at = 0.0
 
     @classmethod
-    def from_settings(cls) -> DashboardPublisher:
+    def from_settings(cls, *, decisions: DecisionRing | None = None) -> DashboardPublisher:
         return cls(
             interval=settings.ELDRIC_DASHBOARD_PUSH_SECONDS,
             models_every=settings.ELDRIC_DASHBOARD_MODELS_EVERY_SECONDS,
+            decisions=decisions,
+            usage_every=settings.ELDRIC_DASHBOARD_USAGE_EVERY_SECONDS,
         )
+
+    def usage_cached(self) -> dict | None:
+        """The usage tables last read, while younger than ``usage_every``; else None."""
+        held = self._usage
+        if held is None or time.monotonic() - held[0] >= self.usage_every:
+            return None
+        return held[1]
+
+    def _usage_tables(self) -> dict:
+        tables = self.usage_cached()
+        if tables is None:
+            tables = usage_tables(today=timezone.now().date())
+            self._usage = (time.monotonic(), tables)
+        return tables
 
     def subscribe(self) -> None:
         self.subscribers += 1
@@ -83,7 +120,11 @@ class DashboardPublisher:
 
     def _frame(self) -> str:
         resend = time.monotonic() - self._models_sent_at >= self.models_every
-        text, digest = state_frame(previous_models_digest=None if resend else self._models_digest)
+        text, digest = state_frame(
+            previous_models_digest=None if resend else self._models_digest,
+            decisions=self.decisions,
+            usage=self._usage_tables(),
+        )
         if resend or digest != self._models_digest:
             self._models_sent_at = time.monotonic()
         self._models_digest = digest

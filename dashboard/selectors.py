@@ -1,42 +1,80 @@
 """Reads for the dashboard: one JSON-ready picture of the installation, built from the
 database the gateways, the probes (Celery) and the roll-up flushes write to. Never the
-request path: the page and its websocket read roll-ups and rows, not the gateway's memory.
+request path: the page and its websocket read roll-ups and rows, not the gateway's memory
+(the routing decisions, which are in memory by nature, are added by the publisher).
 
 Nothing secret leaves here: upstream keys appear only as their stored hint (``sk-…2222``).
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.conf import settings
-from django.db.models import Count, Sum
+from django.db.models import Count
 from django.utils import timezone
 
 from backends.models import Backend, DiscoveredModel, WorkerIdentity
-from backends.selectors import backend_live, backend_routable
+from backends.selectors import backend_routable
 from backends.status import STATUSES, backend_status
-from traffic.buckets import LATENCY_BOUNDS, percentile
-from traffic.models import LATENCY_FIELDS, TrafficMinute
-from traffic.selectors import BackendLive
+from dashboard.traffic_selectors import (
+    backend_minutes,
+    backend_windows,
+    hour_rows,
+    hour_series,
+    probe_history,
+    traffic_breakdown,
+    usage_tables,
+)
+from traffic.selectors import BackendLive, backend_circuits
 
-SERIES_MINUTES = 60  # the traffic chart: the last hour, one point a minute
 RATE_MINUTES = 5  # the backends' per-minute rates: averaged over the last 5 minutes
 
 
-def dashboard_state(now: datetime | None = None) -> dict:
+def dashboard_state(now: datetime | None = None, *, usage: dict | None = None) -> dict:
+    """``usage``: the tokens-and-cost tables when the caller has fresh ones (they change slowly
+    and cost the most to read); read here when None."""
     now = now or timezone.now()
     backends = list(Backend.objects.select_related("organisation").annotate(model_count=Count("models")))
-    live = backend_live(names=[b.name for b in backends])
+    rows = hour_rows(now=now)
+    live = _live(backends, rows, now)
     statuses = {b.name: backend_status(b, live.get(b.name)) for b in backends}
+    minutes = backend_minutes(rows, now=now)
+    probes = probe_history(now=now)
     return {
         "generated_at": now.isoformat(),
         "statuses": {key: {"label": label, "colour": colour} for key, (label, colour) in STATUSES.items()},
-        "backends": [_backend_row(b, live.get(b.name) or BackendLive(), statuses[b.name]) for b in backends],
+        "backends": [
+            {
+                **_backend_row(b, live.get(b.name) or BackendLive(), statuses[b.name]),
+                "minutes": minutes.get(b.name),
+                "probes": probes.get(b.name),
+            }
+            for b in backends
+        ],
         "models": _models(statuses, {b.name: backend_routable(b, live.get(b.name)) for b in backends}),
-        "traffic": traffic_series(now=now),
+        "traffic": hour_series(rows, now=now),
+        "breakdown": traffic_breakdown(rows),
+        "usage": usage if usage is not None else usage_tables(today=now.date()),
         "instances": _instances(now),
+        # The routing decisions live in the process's memory, not here: the publisher adds them.
+        "decisions": None,
     }
+
+
+def _live(backends: list[Backend], rows: list[dict], now: datetime) -> dict[str, BackendLive]:
+    """What ``backends.selectors.backend_live`` answers (circuit, rate limit, the last 5
+    minutes), with the traffic part taken from the hour's rows already read."""
+    circuits = backend_circuits(names=[b.name for b in backends], now=now)
+    windows = backend_windows(rows, now=now, minutes=RATE_MINUTES)
+    live = {}
+    for backend in backends:
+        circuit, until = circuits.get(backend.name, (BackendLive.circuit, None))
+        window = windows.get(backend.name)
+        live[backend.name] = BackendLive(
+            circuit=circuit, rate_limited_until=until, windows={RATE_MINUTES: window} if window else {}
+        )
+    return live
 
 
 def _backend_row(backend: Backend, live: BackendLive, status) -> dict:
@@ -47,6 +85,8 @@ def _backend_row(backend: Backend, live: BackendLive, status) -> dict:
         "kind": backend.kind,
         "url": backend.url,
         "source": backend.source,
+        # Static: the instances whose flags or config file declare it (why it is read-only here).
+        "instances": list(backend.instances or []),
         "enabled": backend.enabled,
         "priority": backend.priority,
         "status": status.key,
@@ -68,6 +108,7 @@ def _backend_row(backend: Backend, live: BackendLive, status) -> dict:
         },
         "last_5m": {"requests": recent.requests, "errors": recent.errors, "failovers": recent.failovers},
         "p50_ms": recent.p50_ms,
+        "p95_ms": recent.p95_ms,
     }
 
 
@@ -99,30 +140,6 @@ def _models(statuses: dict, routable_now: dict[str, bool]) -> list[dict]:
             else "; ".join(f"{b['name']} is {b['reason'] or b['status']}" for b in entry["backends"])
         )
     return list(catalogue.values())
-
-
-def traffic_series(*, now: datetime, minutes: int = SERIES_MINUTES) -> dict:
-    """The whole gateway, one point per minute: requests, errors, error rate and p50 latency.
-    Minutes without traffic are zeros (p50 null), so the chart's time axis has no gaps."""
-    start = (now - timedelta(minutes=minutes - 1)).replace(second=0, microsecond=0)
-    aggregates = {name: Sum(name) for name in ("requests", "errors", "failovers", *LATENCY_FIELDS)}
-    by_minute = {
-        row["bucket"]: row
-        for row in TrafficMinute.objects.filter(bucket__gte=start).values("bucket").annotate(**aggregates)
-    }
-    series = {"t": [], "requests": [], "errors": [], "error_rate": [], "p50_ms": []}
-    for step in range(minutes):
-        bucket = start + timedelta(minutes=step)
-        row = by_minute.get(bucket)
-        requests = (row or {}).get("requests") or 0
-        errors = (row or {}).get("errors") or 0
-        p50 = percentile(LATENCY_BOUNDS, [(row or {}).get(f) or 0 for f in LATENCY_FIELDS], 0.5) if row else None
-        series["t"].append(int(bucket.timestamp()))
-        series["requests"].append(requests)
-        series["errors"].append(errors)
-        series["error_rate"].append(round(errors / requests, 4) if requests else 0)
-        series["p50_ms"].append(None if p50 is None else round(p50 * 1000, 1))
-    return series
 
 
 def _instances(now: datetime) -> list[dict]:

@@ -25,9 +25,13 @@ from dashboard.publisher import DashboardPublisher  # noqa: E402
 from dashboard.routing import websocket_urlpatterns  # noqa: E402
 from gateway.app import GatewayApplication  # noqa: E402
 from gateway.pipeline import Gateway  # noqa: E402
+from traffic.decisions import DecisionRing  # noqa: E402
 
 gateway = Gateway.from_settings()
-dashboard_publisher = DashboardPublisher.from_settings()
+# The dashboard's routing-decisions panel: one deque append per finished request.
+decisions = DecisionRing.from_settings()
+gateway.observers.append(decisions)
+dashboard_publisher = DashboardPublisher.from_settings(decisions=decisions)
 fallback = ProtocolTypeRouter(
     {
         "http": django_application,

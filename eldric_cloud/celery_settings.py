@@ -69,4 +69,10 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 3600.0,
         "options": {"expires": 3600.0},
     },
+    # Deletes stored /v1/responses answers past ELDRIC_RESPONSES_STORE_DAYS.
+    "responses-store-retention": {
+        "task": "responses_store.tasks.stored_responses_retention_task",
+        "schedule": 3600.0,
+        "options": {"expires": 3600.0},
+    },
 }

@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "orgs",
     "backends",
     "usage",
+    "responses_store",
     "gateway",
     "dashboard",
 ]
@@ -251,6 +252,8 @@ from eldric_cloud.settings_parts.controller import *  # noqa: E402,F403
 from eldric_cloud.settings_parts.dashboard import *  # noqa: E402,F403
 from eldric_cloud.settings_parts.keys import *  # noqa: E402,F403
 from eldric_cloud.settings_parts.licenses import *  # noqa: E402,F403
+from eldric_cloud.settings_parts.responses import *  # noqa: E402,F403
+from eldric_cloud.settings_parts.shared_state import *  # noqa: E402,F403
 from eldric_cloud.settings_parts.usage import *  # noqa: E402,F403
 
 LOGGING = {

@@ -29,6 +29,7 @@ BACKEND_KEYS = {
     "priority": int,
     "enabled": bool,
     "headers": dict,
+    "responses_api": bool,
 }
 TYPE_NAMES = {int: "an integer", str: "a string", bool: "a boolean", list: "an array", dict: "an object"}
 
@@ -197,6 +198,7 @@ def _file_backend(path: str, index: int, item) -> BackendSpec:
         priority=priority,
         enabled=item.get("enabled", True),
         headers=headers,
+        responses_api=item.get("responses_api"),
     )
 
 

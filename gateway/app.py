@@ -12,7 +12,7 @@ import asyncio
 import logging
 
 from backends.providers.base import OpenAIError
-from gateway import messages_view, usage_views, views
+from gateway import completions, messages_view, responses_view, usage_views, views
 from gateway.asgi_io import Responder, header
 from gateway.pipeline import Gateway
 
@@ -22,8 +22,10 @@ logger = logging.getLogger(__name__)
 ROUTES = {
     "/v1/chat/completions": (views.chat_completions, "openai.chat"),
     "/v1/embeddings": (views.embeddings, "openai.embeddings"),
+    "/v1/completions": (completions.completions, "openai.completions"),
     "/v1/models": (views.models_list, "openai.models"),
     "/v1/usage": (usage_views.usage_self, "eldric.usage"),
+    "/v1/responses": (responses_view.responses, "openai.responses"),
     "/v1/messages": (messages_view.messages, "anthropic.messages"),
     "/v1/messages/count_tokens": (messages_view.count_tokens, "anthropic.messages"),
     "/health": (views.health, "health"),
@@ -31,7 +33,11 @@ ROUTES = {
 }
 # The dialects whose answers are not OpenAI's: their responder speaks the client's protocol,
 # so everything the error boundary sends (a 500, a shutdown's 503) is in that protocol too.
-RESPONDERS = {"anthropic.messages": messages_view.AnthropicResponder}
+RESPONDERS = {
+    "anthropic.messages": messages_view.AnthropicResponder,
+    # Errors are OpenAI's shape, but a stream that fails must end in Responses events.
+    "openai.responses": responses_view.ResponsesResponder,
+}
 MODEL_PREFIX = "/v1/models/"
 SHUTTING_DOWN = OpenAIError(
     503, "The server is shutting down; retry the request.", type="service_unavailable", code="server_shutting_down"

@@ -9,11 +9,20 @@ backend out of routing.
 A successful health probe after the opening also closes the circuit. Probes run in the
 Celery worker, possibly on another machine, so "after" is decided by the backend's count of
 successful probes (``BackendRoute.healthy_probes``), never by comparing clocks.
+
+Shared across instances (``gateway.shared_state``, with ``REDIS_URL``): the board itself does
+no IO. Its transitions (opened, closed, Retry-After block, trial started) go into ``outbox``,
+a bounded deque a background task drains to Redis; what other instances did arrives through
+``apply_remote_*``, called by that task on the same event loop. While the task is connected
+(``shared_trials``), a half-open circuit takes a trial only when this process holds the
+deployment's trial claim, which the task fetches ahead of need, so a request never waits for
+Redis.
 """
 
 from __future__ import annotations
 
 import time
+from collections import deque
 from dataclasses import dataclass
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
@@ -44,6 +53,7 @@ FREE = Lease()
 
 @dataclass(eq=False)
 class Circuit:
+    name: str = ""
     failures: int = 0
     opened_at: float | None = None  # monotonic
     # The backend's successful-probe count when the circuit opened.
@@ -55,11 +65,24 @@ class Circuit:
     # The snapshot entry a probe called unhealthy but a trial request found working. It
     # stays routable until the snapshot changes (a newer probe) or a request fails.
     recovered: object | None = None
+    # Shared mode: when the last transition (local or from another instance) happened, wall
+    # clock, so a late message never undoes a newer one.
+    changed_at: float = 0.0
+    # Shared mode: this process may send the half-open trial until then (monotonic).
+    trial_claim: float = 0.0
+    # Shared mode: a request found the circuit half-open without the claim; ask for one.
+    trial_wanted: bool = False
 
 
 class BreakerBoard:
     def __init__(
-        self, *, failure_threshold: int, cooldown: float, lease_seconds: float = 600.0, clock=time.monotonic
+        self,
+        *,
+        failure_threshold: int,
+        cooldown: float,
+        lease_seconds: float = 600.0,
+        clock=time.monotonic,
+        wall=time.time,
     ) -> None:
         if failure_threshold < 1 or cooldown < 0 or lease_seconds <= 0:
             raise ValueError("failure_threshold must be >= 1, cooldown >= 0 and lease_seconds > 0")
@@ -67,12 +90,17 @@ class BreakerBoard:
         self.cooldown = cooldown
         self.lease_seconds = lease_seconds
         self._clock = clock
+        self._wall = wall
         self._circuits: dict[str, Circuit] = {}
+        # Set by ``gateway.shared_state``: transitions to publish, and whether half-open trials
+        # need the deployment's claim (only while connected to Redis).
+        self.outbox: deque | None = None
+        self.shared_trials = False
 
     def circuit(self, name: str) -> Circuit:
         circuit = self._circuits.get(name)
         if circuit is None:
-            circuit = self._circuits[name] = Circuit()
+            circuit = self._circuits[name] = Circuit(name)
         return circuit
 
     def state(self, name: str, healthy_probes: int = 0) -> str:
@@ -96,7 +124,15 @@ class BreakerBoard:
         if circuit.blocked_until and self._clock() < circuit.blocked_until:
             return False
         state = self.state(name, healthy_probes)
-        return state == CLOSED or (state == HALF_OPEN and not self._trial_running(circuit))
+        if state == CLOSED:
+            return True
+        if state != HALF_OPEN or self._trial_running(circuit):
+            return False
+        if self.shared_trials and circuit.trial_claim <= self._clock():
+            # Another instance may be sending the trial: wait for this process's claim.
+            circuit.trial_wanted = True
+            return False
+        return True
 
     def acquire(self, name: str, healthy_probes: int = 0) -> Lease | None:
         """A lease to send, or None. While half-open only one trial lease is out at a time."""
@@ -134,6 +170,10 @@ class BreakerBoard:
         if trial or (circuit.opened_at is None and circuit.failures >= self.failure_threshold):
             circuit.opened_at = self._clock()
             circuit.opened_probes = healthy_probes
+            circuit.trial_claim = 0.0
+            if self.outbox is not None:
+                circuit.changed_at = now = self._wall()
+                self.outbox.append(("open", name, now, healthy_probes))
             return True
         return False
 
@@ -152,6 +192,8 @@ class BreakerBoard:
 
     def block(self, name: str, seconds: float) -> None:
         self.circuit(name).blocked_until = self._clock() + seconds
+        if self.outbox is not None:
+            self.outbox.append(("block", name, self._wall() + seconds, 0))
 
     def blocked_for(self, name: str) -> float:
         circuit = self._circuits.get(name)
@@ -165,6 +207,10 @@ class BreakerBoard:
 
     def _trial(self, circuit: Circuit) -> Lease:
         circuit.trial = lease = Lease(circuit, self._clock() + self.lease_seconds)
+        if self.shared_trials and circuit.opened_at is not None and self.outbox is not None:
+            # Hold the deployment's claim as long as the trial may take.
+            circuit.trial_claim = lease.expires
+            self.outbox.append(("trial", circuit.name, 0.0, 0))
         return lease
 
     def _trial_running(self, circuit: Circuit) -> bool:
@@ -177,10 +223,62 @@ class BreakerBoard:
             return False
         return True
 
-    @staticmethod
-    def _close(circuit: Circuit) -> None:
+    def _close(self, circuit: Circuit) -> None:
+        if circuit.opened_at is not None and self.outbox is not None:
+            circuit.changed_at = now = self._wall()
+            self.outbox.append(("closed", circuit.name, now, 0))
         circuit.failures = 0
         circuit.opened_at = None
         circuit.opened_probes = 0
+        circuit.trial_claim = 0.0
+        circuit.trial_wanted = False
         if circuit.trial is not None:
             circuit.trial.release()
+
+    # --- what other instances did (``gateway.shared_state``, on the serving loop) ------------
+    def apply_remote_open(self, name: str, opened_wall: float, probes: int) -> bool:
+        circuit = self.circuit(name)
+        if opened_wall <= circuit.changed_at:
+            return False
+        circuit.changed_at = opened_wall
+        # The other instance's clock, turned into this process's monotonic one.
+        circuit.opened_at = self._clock() - max(0.0, self._wall() - opened_wall)
+        circuit.opened_probes = probes
+        circuit.failures = max(circuit.failures, self.failure_threshold)
+        circuit.recovered = None
+        circuit.trial_claim = 0.0
+        return True
+
+    def apply_remote_close(self, name: str, closed_wall: float) -> bool:
+        circuit = self._circuits.get(name)
+        if circuit is None or closed_wall <= circuit.changed_at:
+            return False
+        circuit.changed_at = closed_wall
+        circuit.failures = 0
+        circuit.opened_at = None
+        circuit.opened_probes = 0
+        circuit.trial_claim = 0.0
+        circuit.trial_wanted = False
+        return True
+
+    def apply_remote_block(self, name: str, until_wall: float) -> bool:
+        until = self._clock() + (until_wall - self._wall())
+        circuit = self.circuit(name)
+        if until <= circuit.blocked_until:
+            return False
+        circuit.blocked_until = until
+        return True
+
+    def half_open_waiting(self) -> list[tuple[str, Circuit]]:
+        """Half-open circuits without this process's claim (the shared-state task asks for one)."""
+        now = self._clock()
+        return [
+            (name, c)
+            for name, c in self._circuits.items()
+            if c.opened_at is not None and now - c.opened_at >= self.cooldown and c.trial_claim <= now
+        ]
+
+    def grant_claim(self, name: str, seconds: float) -> None:
+        circuit = self.circuit(name)
+        circuit.trial_claim = self._clock() + seconds
+        circuit.trial_wanted = False

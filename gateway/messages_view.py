@@ -169,7 +169,8 @@ class MessagesIngress:
         if forbidden is not None:
             await answer.error(forbidden)
             return
-        plan = routing.plan(gw.routing_for(ctx), ctx.model, gw.breakers)
+        # Counting is for a chat: an embedding model is refused here as in messages.create.
+        plan = routing.plan(gw.routing_for(ctx), ctx.model, gw.breakers, endpoint="chat")
         if plan.error is not None:
             await answer.error(plan.error)
             return

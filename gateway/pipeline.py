@@ -28,6 +28,7 @@ from gateway.context import RequestContext
 from gateway.http import UpstreamClients
 from gateway.limits import Limiter, limiter_for
 from gateway.messages_view import MessagesIngress
+from gateway.responses_view import ResponsesIngress
 from gateway.snapshot import SnapshotSource
 
 logger = logging.getLogger(__name__)
@@ -79,9 +80,14 @@ class Gateway:
         # The controller client (``eldric_cloud.controller``), set by the server's start-up
         # when registration is configured: started on the serving loop, closed at the drain.
         self.controller = None
+        # Breaker state and change notices shared through Redis (``gateway.shared_state``),
+        # when configured: started on the serving loop, stopped at close.
+        self.shared_state = None
         self._deregistering: asyncio.Future | None = None
         # The Anthropic Messages ingress (``/v1/messages``) and what it has logged.
         self.messages = MessagesIngress()
+        # The OpenAI Responses ingress (``/v1/responses``); its store is set by ``from_settings``.
+        self.responses = ResponsesIngress()
 
     @classmethod
     def from_settings(cls) -> Gateway:
@@ -99,6 +105,15 @@ class Gateway:
             )
         )
         gateway.add_recorder(UsageRecorder.from_settings())
+        from responses_store.store import ResponseStore
+
+        store = ResponseStore.from_settings()
+        if store.enabled:
+            gateway.responses.store = store
+            gateway.add_recorder(store)
+        from gateway.shared_state import SharedState
+
+        gateway.shared_state = SharedState.from_settings(board=gateway.breakers, snapshots=gateway.snapshots)
         return gateway
 
     def add_recorder(self, recorder) -> None:
@@ -121,6 +136,8 @@ class Gateway:
 
     def serving_started(self) -> None:
         """On the serving event loop, once the listener is open: what needs that loop."""
+        if self.shared_state is not None:
+            self.shared_state.start()
         if self.controller is not None:
             self.controller.start()
 
@@ -166,6 +183,8 @@ class Gateway:
             await asyncio.gather(self._deregistering, return_exceptions=True)
         if self.controller is not None:
             await self.controller.aclose()
+        if self.shared_state is not None:
+            await self.shared_state.aclose()
         self.snapshots.stop()
         for recorder in self.recorders:
             await asyncio.to_thread(recorder.stop)

@@ -75,7 +75,9 @@ async def forward(
     gw: Gateway, ctx: RequestContext, out: Responder, *, endpoint: Endpoint, payload: dict, body: bytes
 ) -> None:
     breakers = gw.breakers
-    route_plan = routing.plan(gw.routing_for(ctx), ctx.model, breakers)
+    # Every ingress (chat, /v1/messages, /v1/responses, completions, embeddings) comes through
+    # here, so each refuses a model listed only as something its endpoint cannot use.
+    route_plan = routing.plan(gw.routing_for(ctx), ctx.model, breakers, endpoint=endpoint.name)
     ctx.model_known = route_plan.model_known
     if route_plan.error is not None:
         await out.error(route_plan.error)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from backends import capabilities
 from backends.providers.base import OpenAIError
 from backends.snapshot import BackendRoute, RoutingSnapshot
 from gateway.breaker import BreakerBoard
@@ -40,16 +41,28 @@ def backend_state(route: BackendRoute, board: BreakerBoard) -> str:
     return "healthy" if board.recovered(route.name, route) else route.health
 
 
-def plan(snapshot: RoutingSnapshot, model: str, board: BreakerBoard) -> RoutePlan:
+def plan(snapshot: RoutingSnapshot, model: str, board: BreakerBoard, *, endpoint: str | None = None) -> RoutePlan:
     """Backends listing ``model`` best-priority first, minus excluded ones.
 
     A model that no backend lists goes to the default backend unchanged. A listed model is
     never silently sent to the default backend: when all of its backends are excluded, the
     answer is 503 with each backend's state (seed, routing step 4). Nor is a model whose only
     backends are disabled.
+
+    With ``endpoint`` (``chat``, ``completions`` or ``embeddings``), backends that list the model
+    as something that endpoint cannot use (an embedding model for chat, a chat model for
+    embeddings) are left out; when no backend is left, the answer is 400 naming the model's
+    capability. A backend that does not say what the model is for is never left out.
     """
     listed = snapshot.model_routes.get(model)
     known = listed is not None
+    if listed is not None and endpoint is not None:
+        listed, refused = _fitting(listed, snapshot.model_capabilities.get(model, ()), endpoint)
+        if refused is not None:
+            return RoutePlan(
+                error=OpenAIError(400, f"The model `{model}` is {refused}.", param="model", code="model_not_supported"),
+                model_known=True,
+            )
     if listed is None:
         disabled = snapshot.disabled_models.get(model)
         if disabled:
@@ -91,3 +104,16 @@ def plan(snapshot: RoutingSnapshot, model: str, board: BreakerBoard) -> RoutePla
         ),
         model_known=known,
     )
+
+
+def _fitting(
+    listed: tuple[BackendRoute, ...], said: tuple[str, ...], endpoint: str
+) -> tuple[tuple[BackendRoute, ...], str | None]:
+    """The backends whose word on the model suits ``endpoint``, or the refusal when none does."""
+    accepted = capabilities.ACCEPTED_BY_ENDPOINT.get(endpoint)
+    if accepted is None or len(said) != len(listed) or all(c in accepted for c in said):
+        return listed, None
+    fitting = tuple(route for route, capability in zip(listed, said, strict=True) if capability in accepted)
+    if fitting:
+        return fitting, None
+    return listed, capabilities.refusal(said[0], endpoint)

@@ -4,6 +4,11 @@ The hot path reads ``SnapshotSource.current``, ``.access`` and ``.prices``: plai
 no IO. A daemon thread polls the database's routing and access versions and swaps in a
 rebuilt snapshot when one moves, so writes by the API, the admin or Celery reach every
 gateway process within ``ELDRIC_SNAPSHOT_POLL_SECONDS``.
+
+With Redis, writers also publish a notice (``orgs.change_notices``) and the shared-state task
+calls ``wake()``: the refresher reads the versions at once, and polls only every
+``safety_poll_seconds`` while ``subscribed``; should the subscription drop, it is back to the
+fast poll.
 """
 
 from __future__ import annotations
@@ -35,6 +40,14 @@ class SnapshotSource:
         self.database = database
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self._wake = threading.Event()
+        # Set by the shared-state task while it holds a Redis subscription to change notices.
+        self.subscribed = False
+        self.safety_poll_seconds = 30.0
+
+    def wake(self) -> None:
+        """A change notice arrived: re-read the versions now (thread-safe, non-blocking)."""
+        self._wake.set()
 
     def install(self, snapshot: RoutingSnapshot) -> None:
         # A single reference swap: readers see the old or the new snapshot, never a mix.
@@ -86,6 +99,7 @@ class SnapshotSource:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         thread, self._thread = self._thread, None
         if thread is not None:
             thread.join(5)
@@ -94,7 +108,11 @@ class SnapshotSource:
         from django.db import connection
 
         try:
-            while not self._stop.wait(poll_seconds):
+            while True:
+                self._wake.wait(self.safety_poll_seconds if self.subscribed else poll_seconds)
+                self._wake.clear()
+                if self._stop.is_set():
+                    return
                 try:
                     self.refresh()
                 except Exception:

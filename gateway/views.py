@@ -14,8 +14,9 @@ import time
 from functools import partial
 from typing import TYPE_CHECKING
 
+from backends import capabilities
 from backends.providers.base import OpenAIError
-from gateway import routing
+from gateway import model_lookup, routing
 from gateway.asgi_io import RequestRejected, Responder, header, read_body
 from gateway.auth import authenticate, model_forbidden
 from gateway.limits import estimate_tokens
@@ -193,7 +194,8 @@ async def _inference(gw: Gateway, ctx: RequestContext, scope, receive, out: Resp
     if forbidden is not None:
         await out.error(forbidden, limiter.known_headers(scopes) if scopes else None)
         return
-    ctx.stream = endpoint is CHAT and payload.get("stream") is True
+    # Chat and /v1/completions stream; embeddings never do.
+    ctx.stream = endpoint is not EMBEDDINGS and payload.get("stream") is True
     if scopes:
         refused, out.extra_headers = await limiter.acquire(ctx, scopes, estimate_tokens(payload, body))
         if refused is not None:
@@ -260,13 +262,31 @@ async def model_retrieve(gw, ctx, scope, receive, out, *, model_id: str) -> None
     allowed, key = await read_only(gw, ctx, scope, out)
     if not allowed:
         return
-    routes = gw.routing_for(ctx).model_routes.get(model_id)
-    if not routes or model_forbidden(key, model_id) is not None:
-        await out.error(
-            OpenAIError(404, f"The model `{model_id}` does not exist.", param="model", code="model_not_found")
+    if model_forbidden(key, model_id) is not None or not model_lookup.plausible_id(model_id):
+        await out.error(model_lookup.not_found(model_id))
+        return
+    snapshot = gw.routing_for(ctx)
+    routes = snapshot.model_routes.get(model_id)
+    if routes:
+        created = snapshot.model_created.get(model_id) or 0
+        said = snapshot.model_capabilities.get(model_id) or (capabilities.UNKNOWN,)
+        await out.json(
+            200,
+            {
+                "id": model_id,
+                "object": "model",
+                "created": created,
+                "owned_by": routes[0].name,
+                "capabilities": capabilities.listed(said[0]),
+            },
         )
         return
-    await out.json(200, {"id": model_id, "object": "model", "created": 0, "owned_by": routes[0].name})
+    # Not listed: as chat would, ask the default backend.
+    model, error = await model_lookup.model_from_default(gw, ctx, snapshot, model_id)
+    if error is not None:
+        await out.error(error)
+    else:
+        await out.json(200, model)
 
 
 CONTROLLER_OFF = {"configured": False, "state": "disabled"}

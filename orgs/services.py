@@ -7,6 +7,7 @@ import logging
 from django.db import transaction
 from django.db.models import F
 
+from orgs.change_notices import snapshot_changed_notify
 from orgs.models import DEFAULT_ORGANISATION, AccessVersion, License, Organisation
 
 logger = logging.getLogger(__name__)
@@ -19,6 +20,8 @@ def access_version_bump() -> None:
         with transaction.atomic():
             AccessVersion.objects.get_or_create(pk=1)
             AccessVersion.objects.filter(pk=1).update(version=F("version") + 1)
+    # Every gateway process hears of it at once when Redis is there (orgs.change_notices).
+    snapshot_changed_notify("access")
 
 
 def default_organisation_ensure() -> Organisation:

@@ -155,3 +155,23 @@ class BackendLiveState(models.Model):
 
     def __str__(self) -> str:
         return f"{self.backend} @ {self.instance}: {self.circuit}"
+
+
+class ProbeMinute(models.Model):
+    """Health probes of one backend in one minute, from whichever process ran them (the Celery
+    worker, start-up, the saved backend's test endpoint): the dashboard's 24-hour uptime and probe-history bar.
+    Added to like the roll-ups, so two probes in one minute both count."""
+
+    bucket = models.DateTimeField(help_text="Start of the minute (UTC).")
+    backend = models.CharField(max_length=64)
+    probes = models.PositiveIntegerField(default=0)
+    healthy = models.PositiveIntegerField(default=0)
+    latency_count = models.PositiveIntegerField(default=0)
+    latency_sum = models.FloatField(default=0.0, help_text="Milliseconds, of the probes that had a latency.")
+
+    class Meta:
+        ordering = ["-bucket", "backend"]
+        constraints = [models.UniqueConstraint(fields=["backend", "bucket"], name="probe_minute_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.bucket:%Y-%m-%d %H:%M} {self.backend}: {self.healthy}/{self.probes}"

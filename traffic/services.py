@@ -18,6 +18,7 @@ from traffic.models import (
     ADDED_FIELDS,
     BackendLiveState,
     CircuitState,
+    ProbeMinute,
     TrafficDay,
     TrafficEventDay,
     TrafficEventMinute,
@@ -118,6 +119,7 @@ def traffic_retention_enforce(*, now: datetime | None = None) -> dict[str, int]:
         "days": TrafficDay.objects.filter(day__lt=days_before).delete()[0],
         "day_events": TrafficEventDay.objects.filter(day__lt=days_before).delete()[0],
         "live_states": BackendLiveState.objects.filter(updated_at__lt=now - timedelta(days=1)).delete()[0],
+        "probe_minutes": ProbeMinute.objects.filter(bucket__lt=minutes_before).delete()[0],
     }
     if any(deleted.values()):
         logger.info("traffic retention: deleted %s", ", ".join(f"{n} {what}" for what, n in deleted.items() if n))
@@ -194,11 +196,28 @@ def metrics_process_dead(pid: int | None = None) -> None:
 
 
 def probe_record(*, backend: str, status: str, latency_ms: float | None) -> None:
-    """Health status and probe latency as metrics, in whichever process ran the probe.
-    Never raises: a metrics problem must not fail a health check."""
+    """Health status and probe latency as metrics, in whichever process ran the probe, and
+    in the probe history (``ProbeMinute``). Never raises: neither must fail a health check."""
     from django.apps import apps
 
     try:
         apps.get_app_config("traffic").probe_metrics().record(backend=backend, status=status, latency_ms=latency_ms)
     except Exception:
         logger.exception("backend %s: could not record probe metrics", backend)
+    try:
+        # A savepoint: the caller's transaction (the health record) survives a failure here.
+        with transaction.atomic():
+            probe_history_add(backend=backend, healthy=status == "healthy", latency_ms=latency_ms)
+    except Exception:
+        logger.exception("backend %s: could not record the probe in its history", backend)
+
+
+def probe_history_add(*, backend: str, healthy: bool, latency_ms: float | None, now: datetime | None = None) -> None:
+    bucket = (now or timezone.now()).replace(second=0, microsecond=0)
+    timed = latency_ms is not None and latency_ms >= 0
+    _upsert_adding(
+        ProbeMinute,
+        keys=("backend", "bucket"),
+        added=("probes", "healthy", "latency_count", "latency_sum"),
+        rows=[(backend, bucket, 1, int(healthy), int(timed), float(latency_ms) if timed else 0.0)],
+    )

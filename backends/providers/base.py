@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, ClassVar, Protocol
+from urllib.parse import quote
+
+from backends import capabilities
 
 if TYPE_CHECKING:
     from backends.snapshot import BackendRoute
@@ -44,8 +47,9 @@ class UpstreamRequest:
 class ModelInfo:
     id: str
     created: int | None = None
-    # "chat" or "embedding".
-    capability: str = "chat"
+    # What the model is for (``backends.capabilities``); "" when neither the provider nor the
+    # id says.
+    capability: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,12 +191,38 @@ class Provider:
     def embeddings_response(self, payload: dict, body: bytes) -> bytes:
         return body
 
+    # --- legacy text completions (/v1/completions) ------------------------------------------
+    def completions_request(self, route: BackendRoute, payload: dict, body: bytes) -> UpstreamRequest:
+        """Only OpenAI-compatible backends serve ``/v1/completions``: it is passed through, never translated."""
+        raise InvalidRequestError(
+            f"{self.kind} backends do not serve /v1/completions (legacy text completions); "
+            "use /v1/chat/completions for this model",
+            "model",
+        )
+
+    def completions_response(self, payload: dict, body: bytes) -> bytes:
+        return body
+
     # --- discovery and health -------------------------------------------------------------
     def models_request(self, route: BackendRoute) -> UpstreamRequest:
         raise NotImplementedError
 
     def parse_models(self, route: BackendRoute, body: bytes) -> ModelPage:
         raise NotImplementedError
+
+    # --- one model (GET /v1/models/{id} for a model no backend lists) ----------------------
+    def model_request(self, route: BackendRoute, model_id: str) -> UpstreamRequest:
+        """OpenAI's ``GET {url}/models/{id}``; adapters whose API differs override it."""
+        return UpstreamRequest(
+            "GET", f"{route.url}/models/{model_path(model_id)}", bearer_headers(route, content_type=False)
+        )
+
+    def parse_model(self, route: BackendRoute, body: bytes) -> ModelInfo:
+        """The answer to ``model_request``; ``ValueError`` when it is not a model object."""
+        data = parse_json(body)
+        if not isinstance(data, dict) or not isinstance(data.get("id"), str) or not data["id"]:
+            raise ValueError("the answer is not a model object")
+        return ModelInfo(data["id"], epoch_seconds(data.get("created")), capabilities.from_id(data["id"]))
 
     # --- errors ---------------------------------------------------------------------------
     def error(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> OpenAIError:
@@ -281,6 +311,19 @@ def generic_error(status: int, body: bytes, headers: dict[str, str] | None = Non
                 retry_after=retry_after,
             )
     return OpenAIError(status, fallback, retry_after=retry_after)
+
+
+def model_path(model_id: str) -> str:
+    """A model id as a URL path: ``/`` kept (``meta-llama/Llama-3``, as the OpenAI SDK sends it),
+    everything else that is not a plain character escaped. The caller refuses ``.``/``..`` segments."""
+    return quote(model_id, safe="/:@")
+
+
+def epoch_seconds(value) -> int | None:
+    """A Unix time from upstream JSON: a positive integer below 2**63, else None."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**63:
+        return None
+    return value
 
 
 def _string(value) -> str:

@@ -26,6 +26,7 @@ import re
 from functools import lru_cache
 from urllib.parse import urlsplit
 
+from backends import capabilities
 from backends.providers import validate
 from backends.providers.base import (
     SSE_DONE,
@@ -62,6 +63,35 @@ MISTRAL_TOOL_CALL_ID = re.compile(r"[a-zA-Z0-9]{9}")
 _ALPHANUMERIC = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 # Fields Mistral answers with 422 ``extra_forbidden`` when an assistant message carries them.
 MISTRAL_FORBIDDEN_IN_ASSISTANT = ("reasoning_content", "reasoning")
+
+
+# Together's ``type`` (together-python ``types/models.py`` ``ModelType``) -> capability.
+TOGETHER_TYPES = {
+    "chat": capabilities.CHAT,
+    "language": capabilities.COMPLETION,
+    "code": capabilities.COMPLETION,
+    "image": capabilities.IMAGE,
+    "embedding": capabilities.EMBEDDING,
+    "moderation": capabilities.MODERATION,
+    "rerank": capabilities.RERANK,
+    "audio": capabilities.AUDIO,
+    "transcribe": capabilities.AUDIO,
+}
+
+
+def model_capability(item) -> str:
+    """What a ``/models`` entry says it is for: Together's ``type``, Mistral's
+    ``capabilities.completion_chat``, else what the id says (``backends.capabilities.from_id``)."""
+    if not isinstance(item, dict):
+        return capabilities.UNKNOWN
+    kind = item.get("type")
+    if isinstance(kind, str) and kind in TOGETHER_TYPES:
+        return TOGETHER_TYPES[kind]
+    said = item.get("capabilities")
+    if isinstance(said, dict) and said.get("completion_chat") is True:
+        return capabilities.CHAT
+    model_id = item.get("id")
+    return capabilities.from_id(model_id) if isinstance(model_id, str) else capabilities.UNKNOWN
 
 
 @lru_cache(maxsize=1024)
@@ -317,6 +347,15 @@ class OpenAICompatibleProvider(Provider):
     def embeddings_request(self, route, payload: dict, body: bytes) -> UpstreamRequest:
         return UpstreamRequest("POST", f"{route.url}/embeddings", bearer_headers(route), body)
 
+    def completions_request(self, route, payload: dict, body: bytes) -> UpstreamRequest:
+        """``/v1/completions`` byte for byte. Mistral has no such endpoint (only FIM), and its
+        stream fixer reads chat chunks, so it is refused here rather than sent."""
+        if flavour_for(route.name, route.url) == "mistral":
+            raise InvalidRequestError(
+                "mistral backends do not serve /v1/completions; use /v1/chat/completions for this model", "model"
+            )
+        return UpstreamRequest("POST", f"{route.url}/completions", bearer_headers(route), body)
+
     def models_request(self, route) -> UpstreamRequest:
         return UpstreamRequest("GET", f"{route.url}/models", bearer_headers(route, content_type=False))
 
@@ -328,8 +367,13 @@ class OpenAICompatibleProvider(Provider):
             if isinstance(item, dict) and upstream_name(item.get("id")):
                 created = item.get("created")
                 valid = isinstance(created, int) and not isinstance(created, bool) and 0 <= created < 2**63
-                models.append(ModelInfo(item["id"], created if valid else None))
+                models.append(ModelInfo(item["id"], created if valid else None, model_capability(item)))
         return ModelPage(models)
+
+    def parse_model(self, route, body: bytes) -> ModelInfo:
+        info = super().parse_model(route, body)
+        data = parse_json(body)
+        return ModelInfo(info.id, info.created, model_capability(data))
 
     def error(self, status: int, body: bytes, headers=None) -> OpenAIError:
         mapped = generic_error(status, body, headers)

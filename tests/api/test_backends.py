@@ -183,6 +183,7 @@ def test_list_keeps_its_shape(api, upstream):
         "instances",
         "api_key",
         "headers",
+        "responses_api",
         "health_status",
         "latency_ms",
         "last_checked_at",

@@ -6,6 +6,7 @@ from backends.models import AuditLog, Backend
 from backends.services import backends_static_apply
 from backends.specs import BackendSpec
 from tests.api.conftest import RAW_KEY, backend_body
+from tests.fakes import cohere as fake_cohere
 from tests.fakes.server import openai_models
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -30,14 +31,34 @@ def test_the_catalogue_lists_every_backend_serving_each_model(api, upstream, fak
         ("up", 5, True),
     ]
     assert by_id["model-z"]["routable"] is False
+    # An OpenAI-style list says nothing about what "model-a" is for: unknown, listed as chat.
+    assert by_id["model-a"]["capabilities"] == ["chat"]
     assert by_id["model-a"]["backends"][0] == {
         "name": "up",
         "priority": 5,
         "enabled": True,
         "health_status": "healthy",
-        "capability": "chat",
+        "capability": "unknown",
         "routable": True,
     }
+
+
+def test_a_backend_and_its_live_check_say_what_each_model_is_for(api, fake_provider):
+    cohere = fake_provider("cohere").on("GET", "/v1/models", fake_cohere.models())
+    api.post("/api/v1/backends", backend_body(cohere, name="cohere", type="cohere"))
+    said = {
+        "command-a-03-2025": "chat",
+        "command-r": "chat",
+        "command-r7b-12-2024": "chat",
+        "embed-v4.0": "embedding",
+        "rerank-v3.5": "rerank",
+    }
+
+    assert api.get("/api/v1/backends/cohere").json()["model_capabilities"] == said
+    assert api.post("/api/v1/backends/cohere/test").json()["model_capabilities"] == said
+    catalogue = {m["id"]: m for m in api.get("/api/v1/models").json()["data"]}
+    assert catalogue["rerank-v3.5"]["capabilities"] == ["rerank"]
+    assert catalogue["embed-v4.0"]["backends"][0]["capability"] == "embedding"
 
 
 def test_the_catalogue_is_empty_without_backends(api):

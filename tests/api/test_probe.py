@@ -8,7 +8,17 @@ from tests.fakes.server import hang, reply_json
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-FIELDS = {"reachable", "http_status", "auth_valid", "model_count", "models", "latency_ms", "status", "error"}
+FIELDS = {
+    "reachable",
+    "http_status",
+    "auth_valid",
+    "model_count",
+    "models",
+    "model_capabilities",
+    "latency_ms",
+    "status",
+    "error",
+}
 
 
 def test_it_tests_a_saved_backend(api, upstream):

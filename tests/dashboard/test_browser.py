@@ -1,7 +1,9 @@
 """End to end in headless Chromium (Debian's ``chromium`` and ``chromium-driver``, driven by
 Selenium; ``make test`` installs them): an operator logs in, watches a backend turn red when
-its upstream stops and green when it returns, without reloading, sees request counts rise,
-and no raw key ever reaches the page or its websocket. Screenshots go to var/screenshots/."""
+its upstream stops and green when it returns, without reloading; tests and adds a backend
+through the form and sees it healthy with its models, disables and deletes it; sees request
+counts rise and the routing decisions listed; and no raw key ever reaches the page or its
+websocket. Screenshots go to var/screenshots/."""
 
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 SCREENSHOTS = ROOT / "var" / "screenshots"
 RAW_KEY = "sk-alpha-RAWSECRET-77778888"
+ADDED_KEY = "sk-beta-RAWSECRET-11112222"
 RED = (220, 38, 38)  # STATUSES["unhealthy"] in backends/status.py, #dc2626
 GREEN = (22, 163, 74)  # STATUSES["healthy"], #16a34a
 DEADLINE = 20  # seconds; a 1 s probe interval and a 1 s push make it a few seconds in practice
@@ -77,6 +80,108 @@ def status_colour(driver, name: str) -> tuple[int, int, int] | None:
     return tuple(int(part) for part in css[css.index("(") + 1 : css.index(")")].split(",")[:3])
 
 
+def config_row(driver, name: str):
+    from selenium.webdriver.common.by import By
+
+    rows = driver.find_elements(By.CSS_SELECTOR, f'#eld-config-backends tr[data-backend="{name}"]')
+    return rows[0] if rows else None
+
+
+def model_row(driver, model: str):
+    from selenium.webdriver.common.by import By
+
+    rows = driver.find_elements(By.CSS_SELECTOR, f'#eld-models tr[data-model="{model}"]')
+    return rows[0] if rows else None
+
+
+def click_action(driver, backend: str, action: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    # The row may be rebuilt between finding and clicking: retried by wait_until.
+    def clicked(d) -> bool:
+        config_row(d, backend).find_element(By.CSS_SELECTOR, f'button[data-action="{action}"]').click()
+        return True
+
+    wait_until(driver, clicked, f"{action} clicked on {backend}")
+
+
+def add_disable_delete(driver, added: FakeProvider) -> None:
+    """Test before saving, add, then disable and delete a backend, all through the page."""
+    from selenium.webdriver.common.by import By
+
+    form = driver.find_element(By.ID, "eld-add-form")
+    form.find_element(By.NAME, "name").send_keys("beta")
+    form.find_element(By.NAME, "url").send_keys(f"{added.url}/v1")
+    form.find_element(By.NAME, "api_key").send_keys(ADDED_KEY)
+    driver.find_element(By.ID, "eld-test-button").click()
+    result = driver.find_element(By.ID, "eld-test-result")
+    wait_until(driver, lambda d: result.get_attribute("data-outcome") == "healthy", "the test healthy")
+    assert "beta-only-model" in result.text
+    assert not added.requests_to("/v1/chat/completions")
+    driver.find_element(By.ID, "eld-add-button").click()
+    wait_until(driver, lambda d: status_colour(d, "beta") == GREEN, "beta added and green")
+    wait_until(driver, lambda d: model_row(d, "beta-only-model") is not None, "beta's model listed")
+    wait_until(driver, lambda d: model_row(d, "beta-only-model").get_attribute("data-routable") == "yes", "routable")
+    assert "Added beta" in driver.find_element(By.ID, "eld-config-message").text
+    assert driver.find_element(By.NAME, "api_key").get_attribute("value") == ""
+    driver.save_screenshot(str(SCREENSHOTS / "04-added.png"))
+
+    # Disable it: its status says so, and its model is no longer routable.
+    click_action(driver, "beta", "disable")
+    wait_until(driver, lambda d: backend_cell(d, "beta").get_attribute("data-status") == "disabled", "disabled")
+    wait_until(driver, lambda d: model_row(d, "beta-only-model").get_attribute("data-routable") == "no", "not routable")
+    # The static backend offers no delete, and says where it comes from.
+    assert "declared by instance" in config_row(driver, "alpha").text
+    assert not config_row(driver, "alpha").find_elements(By.CSS_SELECTOR, 'button[data-action="delete"]')
+
+    # Delete it (the page asks first): gone from the backends and the catalogue.
+    driver.execute_script("window.confirm = function () { return true; };")
+    click_action(driver, "beta", "delete")
+    wait_until(driver, lambda d: backend_cell(d, "beta") is None and config_row(d, "beta") is None, "beta gone")
+    wait_until(driver, lambda d: model_row(d, "beta-only-model") is None, "its model gone")
+
+
+def watch_traffic(driver, url: str) -> None:
+    """Six requests through the gateway: the counts rise, the decisions list them, and the
+    Traffic panel's scope and range switch its charts."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    client = OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+    for _ in range(6):
+        client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "tokens:5"}])
+    wait_until(driver, lambda d: int(backend_cell(d, "alpha").get_attribute("data-requests") or 0) >= 6, "6 requests")
+    wait_until(driver, lambda d: "6 requests" in d.find_element(By.ID, "eld-traffic-totals").text, "the totals")
+    wait_until(
+        driver,
+        lambda d: len(d.find_elements(By.CSS_SELECTOR, "#eld-decisions tr[data-request-id]")) >= 6,
+        "decisions",
+    )
+    assert "gpt-4o → alpha" in driver.find_element(By.ID, "eld-decisions").text
+    # Tokens and cost: the default organisation's 6 requests of 5 prompt tokens each.
+    wait_until(driver, lambda d: "default all keys 6 30" in d.find_element(By.ID, "eld-usage").text, "the usage")
+    # The charts for one backend over 24 h, fetched from /dashboard/api/traffic.
+    panel = driver.find_element(By.ID, "eld-traffic-panel")
+    Select(driver.find_element(By.ID, "eld-traffic-scope")).select_by_value("backend:alpha")
+    Select(driver.find_element(By.ID, "eld-traffic-range")).select_by_value("24h")
+    wait_until(driver, lambda d: panel.get_attribute("data-scope") == "backend alpha 24h", "the 24 h charts")
+    Select(driver.find_element(By.ID, "eld-traffic-scope")).select_by_value("")
+    Select(driver.find_element(By.ID, "eld-traffic-range")).select_by_value("1h")
+    wait_until(driver, lambda d: panel.get_attribute("data-scope") == "gateway 1h", "back to the gateway's hour")
+    driver.save_screenshot(str(SCREENSHOTS / "05-traffic.png"))
+    driver.execute_script("window.scrollTo(0, 0);")
+    driver.save_screenshot(str(SCREENSHOTS / "06-overview.png"))  # the README's, docs/dashboard.png
+
+
+def assert_no_raw_key(driver) -> None:
+    frames = websocket_frames(driver)
+    assert frames, "no websocket frames were logged"
+    for key in (RAW_KEY, ADDED_KEY):
+        assert key not in driver.page_source
+        assert all(key not in frame for frame in frames)
+    assert any("sk-…8888" in json.dumps(json.loads(frame), ensure_ascii=False) for frame in frames)
+
+
 def websocket_frames(driver) -> list[str]:
     frames = []
     for entry in driver.get_log("performance"):
@@ -91,6 +196,10 @@ def test_an_operator_watches_a_backend_go_red_and_green(data_dir):
     driver = browser()
     upstream = FakeProvider(name="alpha").start()
     upstream.on("GET", "/v1/models", openai_models("gpt-4o")).on("POST", "/v1/chat/completions", chat_upstream("alpha"))
+    added = FakeProvider(name="beta").start()
+    added.on("GET", "/v1/models", openai_models("beta-only-model")).on(
+        "POST", "/v1/chat/completions", chat_upstream("beta")
+    )
     directory = data_dir()
     create_superuser(directory)
     gateway = GatewayProcess(
@@ -100,10 +209,14 @@ def test_an_operator_watches_a_backend_go_red_and_green(data_dir):
         f"alpha:{upstream.url}/v1:{RAW_KEY}",
         data_dir=directory,
         worker=True,
-        env={"REDIS_URL": "", "ELDRIC_DASHBOARD_PUSH_SECONDS": "1", "ELDRIC_TRAFFIC_FLUSH_SECONDS": "0.5"},
+        env={
+            "REDIS_URL": "",
+            "ELDRIC_DASHBOARD_PUSH_SECONDS": "1",
+            "ELDRIC_DASHBOARD_USAGE_EVERY_SECONDS": "1",
+            "ELDRIC_TRAFFIC_FLUSH_SECONDS": "0.5",
+        },
     ).start()
     revived = None
-    frames: list[str] = []
     try:
         from selenium.webdriver.common.by import By
 
@@ -134,28 +247,23 @@ def test_an_operator_watches_a_backend_go_red_and_green(data_dir):
             "POST", "/v1/chat/completions", chat_upstream("alpha")
         )
         wait_until(driver, lambda d: status_colour(d, "alpha") == GREEN, "alpha green again")
+        # The probe history saw both: uptime under 100 %, red and green cells in the bar.
+        wait_until(driver, lambda d: 0 < float(backend_cell(d, "alpha").get_attribute("data-uptime")) < 100, "uptime")
         driver.save_screenshot(str(SCREENSHOTS / "03-recovered.png"))
 
-        # 5. Traffic: the request count rises on the page.
-        client = OpenAI(base_url=gateway.url + "/v1", api_key="unused", max_retries=0)
-        for _ in range(6):
-            client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "tokens:5"}])
-        wait_until(
-            driver, lambda d: int(backend_cell(d, "alpha").get_attribute("data-requests") or 0) >= 6, "6 requests"
-        )
-        wait_until(driver, lambda d: "6 requests" in d.find_element(By.ID, "eld-traffic-totals").text, "the totals")
-        driver.save_screenshot(str(SCREENSHOTS / "04-traffic.png"))
+        # 4. Add a backend through the form, see it healthy with its models; disable, delete it.
+        add_disable_delete(driver, added)
+
+        # 5. Traffic: the request count rises on the page, and the decisions are listed.
+        watch_traffic(driver, gateway.url)
         assert driver.execute_script("return performance.timeOrigin") == loaded_at  # never reloaded
 
         # 6. No raw key in the page or in any frame the socket carried.
-        frames = websocket_frames(driver)
-        assert frames, "no websocket frames were logged"
-        assert RAW_KEY not in driver.page_source
-        assert all(RAW_KEY not in frame for frame in frames)
-        assert any("sk-…8888" in json.dumps(json.loads(frame), ensure_ascii=False) for frame in frames)
+        assert_no_raw_key(driver)
     finally:
         driver.quit()
         gateway.stop()
         upstream.stop()
+        added.stop()
         if revived is not None:
             revived.stop()

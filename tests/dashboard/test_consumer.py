@@ -220,3 +220,29 @@ async def test_logging_out_ends_an_open_socket(staff, two_backends, monkeypatch)
         if output["type"] == "websocket.close":
             break
     await socket.disconnect()
+
+
+async def test_the_frames_carry_the_publishers_routing_decisions(staff, two_backends):
+    from gateway.context import Attempt, RequestContext
+    from traffic.decisions import DecisionRing
+
+    ring = DecisionRing(size=100)
+    publisher = DashboardPublisher(interval=0.1, models_every=60, decisions=ring)
+    ctx = RequestContext(request_id="req_dash_1", dialect="openai.chat", model="gpt-4o", backend="beta", status=200)
+    ctx.attempts = [Attempt("alpha", 0.0, 0.1, outcome="timeout", reason="no answer within 30 s")]
+    ctx.attempts.append(Attempt("beta", 0.1, 0.2, outcome="ok", status=200))
+    ctx.done = ctx.received + 0.2
+    ring.request_finished(ctx)
+
+    socket, connected, _ = await communicator(staff, publisher=publisher)
+    assert connected
+    first = await next_state(socket)
+    pushed = await next_state(socket, lambda s: s["models"] is None)
+
+    for state in (first, pushed):
+        (decision,) = state["decisions"]
+        assert decision["request_id"] == "req_dash_1" and decision["backend"] == "beta"
+        assert decision["failovers"] == [
+            {"backend": "alpha", "outcome": "timeout", "status": None, "reason": "no answer within 30 s"}
+        ]
+    await socket.disconnect()

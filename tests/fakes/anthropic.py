@@ -218,6 +218,12 @@ def _tool_problems(body: dict) -> list[str]:
             problems.append("tool_choice.type: Input should be 'auto', 'any', 'tool' or 'none'")
         elif choice["type"] == "tool" and not choice.get("name"):
             problems.append("tool_choice.name: Field required")
+        elif choice["type"] == "tool" and choice["name"] not in {t.get("name") for t in body.get("tools") or ()}:
+            problems.append(f"tool_choice: tool {choice['name']!r} not found in tools")
+        elif choice["type"] in ("any", "tool") and (body.get("thinking") or {}).get("type") == "enabled":
+            problems.append("Thinking may not be enabled when tool_choice forces tool use.")
+        if "disable_parallel_tool_use" in choice and not isinstance(choice["disable_parallel_tool_use"], bool):
+            problems.append("tool_choice.disable_parallel_tool_use: Input should be a valid boolean")
     return problems
 
 
@@ -316,3 +322,73 @@ def models_pages(*pages: list[dict]) -> Behaviour:
         return web.json_response(data)
 
     return behaviour
+
+
+def forced_tool(answer: dict, *, model: str = "claude-sonnet-4-20250514", fragment: int = 7) -> Behaviour:
+    """Answer as Anthropic does when ``tool_choice`` forces a tool (``tool``, or ``any`` with one
+    tool): a single ``tool_use`` block for the forced (or first) tool whose input is ``answer``, no
+    text, ``stop_reason: tool_use``. With ``stream`` the input arrives as ``input_json_delta``
+    fragments of ``fragment`` characters, framed like ``messages_stream_parallel_tool_use``."""
+
+    async def behaviour(request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        choice = body.get("tool_choice") or {}
+        if choice.get("type") not in ("tool", "any"):
+            return web.Response(
+                body=error_body("invalid_request_error", "fake forced_tool needs a forced tool_choice"),
+                status=400,
+                content_type="application/json",
+            )
+        name = choice.get("name") or body["tools"][0]["name"]
+        block_id = "toolu_01FakeForcedTool000000"
+        usage = {"input_tokens": 402, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
+        if not body.get("stream"):
+            message = {
+                "model": model,
+                "id": "msg_01FakeForcedTool0000000",
+                "type": "message",
+                "role": "assistant",
+                "content": [{"type": "tool_use", "id": block_id, "name": name, "input": answer}],
+                "stop_reason": "tool_use",
+                "stop_sequence": None,
+                "usage": {**usage, "output_tokens": 57},
+            }
+            return web.json_response(message)
+        text = json.dumps(answer)
+        parts = [text[i : i + fragment] for i in range(0, len(text), fragment)]
+        events = [
+            {
+                "type": "message_start",
+                "message": {
+                    "model": model,
+                    "id": "msg_01FakeForcedTool0000000",
+                    "type": "message",
+                    "role": "assistant",
+                    "content": [],
+                    "stop_reason": None,
+                    "stop_sequence": None,
+                    "usage": {**usage, "output_tokens": 1},
+                },
+            },
+            {
+                "type": "content_block_start",
+                "index": 0,
+                "content_block": {"type": "tool_use", "id": block_id, "name": name, "input": {}},
+            },
+            {"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": ""}},
+            *(
+                {"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": p}}
+                for p in parts
+            ),
+            {"type": "content_block_stop", "index": 0},
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": "tool_use", "stop_sequence": None},
+                "usage": {"output_tokens": 57},
+            },
+            {"type": "message_stop"},
+        ]
+        frames = [f"event: {e['type']}\ndata: {json.dumps(e)}\n\n".encode() for e in events]
+        return await reply_stream(frames)(request)
+
+    return validated(behaviour)

@@ -372,13 +372,14 @@ def test_embeddings_input_type_can_be_chosen(cohere):
     assert fake.received[0].json()["input_type"] == "search_query"
 
 
-def test_discovery_follows_pages_and_keeps_chat_and_embedding_models(fake_provider):
+def test_discovery_follows_pages_and_reads_each_model_s_endpoints(fake_provider):
     fake = fake_provider("cohere")
     fake.on("GET", "/v1/models", fake_cohere.models())
     result = probe(route_for(fake, kind="cohere", path="/v1"), timeout=5)
     assert result.status == "healthy"
     assert {(m.id, m.capability) for m in result.models} == {
         ("command-a-03-2025", "chat"),
+        ("rerank-v3.5", "rerank"),
         ("embed-v4.0", "embedding"),
         ("command-r7b-12-2024", "chat"),
         ("command-r", "chat"),

@@ -15,6 +15,7 @@ from backends.providers.ollama.request import chat_body
 from tests.conftest import route_for
 from tests.fakes import ollama as fake_ollama
 from tests.fakes import recordings
+from tests.fakes.server import reply_json
 from tests.providers.streams import collect, feed_in_slices
 
 MODEL = "gemma3:1b"
@@ -342,9 +343,44 @@ def test_discovery_lists_chat_and_embedding_models(fake_provider):
     fake.on("GET", "/api/tags", fake_ollama.tags())
     result = probe(route_for(fake, kind="ollama", key="", path="/v1"), timeout=5)
     assert result.status == "healthy"
+    # This server's /api/tags has no ``capabilities``: the BERT family says embedding, and
+    # nothing says what the others are for (unknown: listed as chat, refused nowhere).
+    assert {(m.id, m.capability) for m in result.models} == {
+        ("gemma3:1b", ""),
+        ("nomic-embed-text:latest", "embedding"),
+        ("qwen3:latest", ""),
+    }
+    assert all(m.created and m.created > 1_700_000_000 for m in result.models)
+    assert [r.path for r in fake.received] == ["/api/tags"]  # no /api/show per model
+
+
+def test_discovery_reads_the_capabilities_newer_servers_list(fake_provider):
+    # ListModelResponse.Capabilities (``capabilities,omitempty``) on servers that send it.
+    tags = json.loads(json.dumps(fake_ollama.TAGS))
+    said = {
+        "gemma3:1b": ["completion", "vision"],
+        "nomic-embed-text:latest": ["embedding"],
+        "qwen3:latest": ["completion", "tools", "thinking"],
+    }
+    for entry in tags["models"]:
+        entry["capabilities"] = said[entry["name"]]
+    tags["models"].append(
+        {
+            "name": "x/z-image-turbo:latest",
+            "model": "x/z-image-turbo:latest",
+            "modified_at": "2025-08-21T10:00:00Z",
+            "size": 12000000000,
+            "digest": "4f1b2c",
+            "details": {"format": "safetensors", "family": "", "families": None, "parameter_size": "6B"},
+            "capabilities": ["image"],
+        }
+    )
+    fake = fake_provider("ollama")
+    fake.on("GET", "/api/tags", reply_json(tags))
+    result = probe(route_for(fake, kind="ollama", key="", path=""), timeout=5)
     assert {(m.id, m.capability) for m in result.models} == {
         ("gemma3:1b", "chat"),
         ("nomic-embed-text:latest", "embedding"),
         ("qwen3:latest", "chat"),
+        ("x/z-image-turbo:latest", "image"),
     }
-    assert all(m.created and m.created > 1_700_000_000 for m in result.models)

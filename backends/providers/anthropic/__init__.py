@@ -10,9 +10,18 @@ from __future__ import annotations
 from datetime import datetime
 from urllib.parse import urlencode
 
+from backends import capabilities
 from backends.providers.anthropic import errors, request, response
 from backends.providers.anthropic.stream import AnthropicStream
-from backends.providers.base import ModelInfo, ModelPage, OpenAIError, Provider, UpstreamRequest
+from backends.providers.base import (
+    ModelInfo,
+    ModelPage,
+    OpenAIError,
+    Provider,
+    UpstreamRequest,
+    model_path,
+    parse_json,
+)
 from backends.providers.content import model_items, upstream_name
 from backends.providers.validate import encode_body
 
@@ -59,10 +68,23 @@ class AnthropicProvider(Provider):
             "GET", f"{route.url}/models?{urlencode(query)}", anthropic_headers(route, content_type=False)
         )
 
+    def model_request(self, route, model_id: str) -> UpstreamRequest:
+        return UpstreamRequest(
+            "GET", f"{route.url}/models/{model_path(model_id)}", anthropic_headers(route, content_type=False)
+        )
+
+    def parse_model(self, route, body: bytes) -> ModelInfo:
+        """``{"type": "model", "id", "display_name", "created_at"}`` (RFC 3339)."""
+        data = parse_json(body)
+        if not isinstance(data, dict) or not upstream_name(data.get("id")):
+            raise ValueError("the answer is not a model object")
+        return ModelInfo(data["id"], _epoch(data.get("created_at")), capabilities.CHAT)
+
     def parse_models(self, route, body: bytes) -> ModelPage:
         data, items = model_items(body, "data")
         models = [
-            ModelInfo(item["id"], _epoch(item.get("created_at")))
+            # Every Anthropic model is a chat (Messages) model.
+            ModelInfo(item["id"], _epoch(item.get("created_at")), capabilities.CHAT)
             for item in items
             if isinstance(item, dict) and upstream_name(item.get("id"))
         ]

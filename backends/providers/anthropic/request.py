@@ -12,6 +12,7 @@ import logging
 import re
 
 from backends.providers import validate
+from backends.providers.anthropic import structured
 from backends.providers.base import InvalidRequestError, clean_text, parse_json
 from backends.providers.content import TRANSLATED_FIELDS
 
@@ -34,6 +35,7 @@ HANDLED_FIELDS = TRANSLATED_FIELDS | {
     "user",
     "metadata",
     "thinking",
+    "response_format",
 }
 THINKING_BLOCK_KEYS = {"thinking": ("type", "thinking", "signature"), "redacted_thinking": ("type", "data")}
 _DATA_URL = re.compile(r"^data:(?P<media>[\w.+-]+/[\w.+-]+)(?:;[^,]*)?;base64,(?P<data>.*)$", re.DOTALL)
@@ -92,6 +94,9 @@ def build_body(payload: dict) -> dict:
     elif payload.get("tool_choice") not in (None, "none", "auto"):
         convert_tool_choice(payload.get("tool_choice"), None)  # checked, then dropped: no tools to choose
         dropped.append("tool_choice")
+    response_tool = structured.response_tool(payload)
+    if response_tool is not None:
+        structured.apply(response_tool, payload, body)
     if payload.get("stream") is True:
         body["stream"] = True
     validate.include_usage(payload)

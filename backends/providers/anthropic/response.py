@@ -6,6 +6,7 @@ import logging
 import time
 
 from backends.providers import shapes, validate
+from backends.providers.anthropic.structured import answer_tool_name
 from backends.providers.base import ProviderError, clean_text, parse_json
 from backends.providers.shapes import count
 
@@ -81,10 +82,16 @@ def completion(payload: dict, body: bytes) -> bytes:
     thinking_blocks: list[dict] = []
     tool_calls: list[dict] = []
     skipped: set[str] = set()
+    # The forced tool that carries response_format (``structured``): its input is the answer.
+    response_tool = answer_tool_name(payload)
+    answer_json: str | None = None
     for block in data["content"]:
         kind = block.get("type") if isinstance(block, dict) else None
         if kind == "text":
             texts.append(_text(block.get("text")))
+        elif kind == "tool_use" and response_tool is not None and block.get("name") == response_tool:
+            if answer_json is None:
+                answer_json = tool_call(block)["function"]["arguments"]
         elif kind == "tool_use":
             tool_calls.append(tool_call(block))
         elif kind == "thinking":
@@ -102,6 +109,9 @@ def completion(payload: dict, body: bytes) -> bytes:
             skipped.add(clean_text(kind)[:50] if isinstance(kind, str) else validate.kind(kind))
     if skipped:
         logger.warning("anthropic: dropped response content blocks: %s", ", ".join(sorted(skipped)))
+    stop = finish_reason(data.get("stop_reason"))
+    if response_tool is not None:
+        texts, stop = _structured_answer(texts, answer_json, tool_calls, stop)
     message: dict = {"role": "assistant", "content": "".join(texts) if texts else None, "refusal": None}
     if tool_calls:
         message["tool_calls"] = tool_calls
@@ -115,9 +125,26 @@ def completion(payload: dict, body: bytes) -> bytes:
         "object": "chat.completion",
         "created": int(time.time()),
         "model": model if isinstance(model, str) else "",
-        "choices": [
-            {"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason(data.get("stop_reason"))}
-        ],
+        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": stop}],
         "usage": usage(data.get("usage")),
     }
     return shapes.dumps(answer, separators=(",", ":"))
+
+
+def _structured_answer(texts: list[str], answer_json: str | None, tool_calls: list, stop: str) -> tuple[list[str], str]:
+    """The content and finish reason of an answer to a request whose ``response_format`` went
+    as a forced tool (``structured``): the tool's input is the content, the turn ends ``stop``."""
+    if tool_calls:
+        if texts:
+            # The SDK's parse() reads any content as the schema's JSON, so prose beside a tool call goes.
+            logger.warning("anthropic: dropped text beside a tool call in a response_format request")
+        return [], stop
+    if answer_json is not None:
+        if texts:
+            # Content must be the JSON alone for the client to parse it.
+            logger.warning("anthropic: dropped text Claude wrote beside its response_format answer")
+        return [answer_json], "stop" if stop == "tool_calls" else stop
+    if stop in ("stop", "tool_calls"):
+        # Prose where a schema was asked for must never reach the client as a success.
+        raise ProviderError("Anthropic answered without the forced response_format tool call")
+    return texts, stop

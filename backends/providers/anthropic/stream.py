@@ -12,6 +12,7 @@ import time
 from backends.providers import shapes
 from backends.providers.anthropic import errors
 from backends.providers.anthropic.response import finish_reason, usage
+from backends.providers.anthropic.structured import answer_tool_name
 from backends.providers.base import SSE_DONE, OpenAIError, ProviderError, clean_text, parse_json
 from backends.providers.lines import LineFramedStream
 from backends.providers.shapes import frame
@@ -44,6 +45,11 @@ class AnthropicStream(LineFramedStream):
         self._stopped = False  # message_stop arrived
         # ``_ended`` (LineFramedStream): [DONE] already emitted (after an error event).
         self._upstream_error = False  # Anthropic sent an error event
+        # The forced tool carrying response_format (``structured``): its input JSON streams as
+        # ``delta.content``; text beside it is dropped so the content stays parseable.
+        self._response_tool = answer_tool_name(payload)
+        self._answer_index: int | None = None  # block index of the response tool
+        self._answer_has_json = False
 
     @property
     def finished(self) -> bool:
@@ -130,6 +136,12 @@ class AnthropicStream(LineFramedStream):
         index = _index(event)
         block = _dict(event.get("content_block"))
         kind = block.get("type")
+        if self._response_tool is not None and kind == "text":
+            return
+        if kind == "tool_use" and self._response_tool is not None and block.get("name") == self._response_tool:
+            if self._answer_index is None:
+                self._answer_index = index
+            return
         if kind == "text":
             if _text(block.get("text")):
                 out.append(self._chunk({"content": block["text"]}))
@@ -161,7 +173,15 @@ class AnthropicStream(LineFramedStream):
         index = _index(event)
         delta = _dict(event.get("delta"))
         kind = delta.get("type")
+        if index == self._answer_index and self._answer_index is not None:
+            fragment = _text(delta.get("partial_json")) if kind == "input_json_delta" else ""
+            if fragment:
+                self._answer_has_json = True
+                out.append(self._chunk({"content": fragment}))
+            return
         if kind == "text_delta":
+            if self._response_tool is not None:
+                return
             if _text(delta.get("text")):
                 out.append(self._chunk({"content": delta["text"]}))
         elif kind == "input_json_delta":
@@ -189,6 +209,9 @@ class AnthropicStream(LineFramedStream):
 
     def _on_content_block_stop(self, event: dict, out: list[bytes]) -> None:
         index = _index(event)
+        if index == self._answer_index and self._answer_index is not None and not self._answer_has_json:
+            self._answer_has_json = True
+            out.append(self._chunk({"content": "{}"}))
         if index in self._tool_index and not self._tool_has_args[index]:
             # A tool without parameters streams no JSON at all; OpenAI clients expect "{}".
             self._tool_has_args[index] = True
@@ -200,7 +223,20 @@ class AnthropicStream(LineFramedStream):
         self._record_usage(event.get("usage"))
         stop_reason = _dict(event.get("delta")).get("stop_reason")
         if stop_reason is not None:
-            out.append(self._chunk({}, finish_reason(stop_reason)))
+            finish = finish_reason(stop_reason)
+            if finish == "tool_calls" and self._answer_index is not None and not self._tool_index:
+                finish = "stop"  # the tool call was the answer itself
+            elif (
+                self._response_tool is not None
+                and self._answer_index is None
+                and not self._tool_index
+                and finish == "stop"
+            ):
+                # Prose where a schema was asked for must never pass as a success.
+                message = "Anthropic answered without the forced response_format tool call"
+                self._on_error({"error": {"type": "api_error", "message": message}}, out)
+                return
+            out.append(self._chunk({}, finish))
 
     def _on_message_stop(self, event: dict, out: list[bytes]) -> None:
         self._stopped = True

@@ -7,9 +7,19 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from backends.providers.base import ModelPage, OpenAIError, Provider, UpstreamRequest, bearer_headers
+from backends.providers.base import (
+    ModelInfo,
+    ModelPage,
+    OpenAIError,
+    Provider,
+    UpstreamRequest,
+    bearer_headers,
+    model_path,
+    parse_json,
+)
 from backends.providers.cohere import request, response
 from backends.providers.cohere.stream import CohereStream
+from backends.providers.content import upstream_name
 from backends.providers.validate import encode_body
 
 # Enough for Cohere's whole catalogue in one page; pagination is still followed.
@@ -57,6 +67,18 @@ class CohereProvider(Provider):
         return UpstreamRequest(
             "GET", f"{host(route.url)}/v1/models?{urlencode(query)}", bearer_headers(route, content_type=False)
         )
+
+    def model_request(self, route, model_id: str) -> UpstreamRequest:
+        return UpstreamRequest(
+            "GET", f"{host(route.url)}/v1/models/{model_path(model_id)}", bearer_headers(route, content_type=False)
+        )
+
+    def parse_model(self, route, body: bytes) -> ModelInfo:
+        """``GET /v1/models/{name}``: ``{"name", "endpoints", ...}``, with no creation time."""
+        data = parse_json(body)
+        if not isinstance(data, dict) or not upstream_name(data.get("name")):
+            raise ValueError("the answer is not a model object")
+        return ModelInfo(data["name"], capability=response.model_capability(data))
 
     def parse_models(self, route, body: bytes) -> ModelPage:
         models, token = response.models(body)

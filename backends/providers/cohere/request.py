@@ -256,7 +256,14 @@ def _response_format(value) -> dict | None:
         spec = validate.mapping(value.get("json_schema"), "response_format.json_schema") or {}
         schema = validate.mapping(spec.get("schema"), "response_format.json_schema.schema")
         return {"type": "json_object", "json_schema": schema} if schema else {"type": "json_object"}
-    return None
+    if kind == "text":
+        return None
+    # A format the backend cannot express must not turn into prose with 200 (issue 13).
+    raise InvalidRequestError(
+        f"response_format type {clean_text(repr(kind))[:50]} is not supported by cohere backends; "
+        "use text, json_object or json_schema",
+        "response_format",
+    )
 
 
 def _thinking(payload: dict) -> dict | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from backends import capabilities
 from backends.providers import shapes
 from backends.providers.base import (
     ModelInfo,
@@ -133,20 +134,38 @@ def error(status: int, body: bytes, headers: dict[str, str] | None = None) -> Op
     return OpenAIError(status, message, code=code, retry_after=retry_after_seconds(headers))
 
 
+# Cohere's ``endpoints`` (``types/compatible_endpoint.py``) -> capability, strongest first: a
+# model that chats also ``generate``s, one that embeds also ``classify``s.
+ENDPOINT_CAPABILITIES = (
+    ("chat", capabilities.CHAT),
+    ("embed", capabilities.EMBEDDING),
+    ("rerank", capabilities.RERANK),
+    ("generate", capabilities.COMPLETION),
+)
+
+
 def models(body: bytes) -> tuple[list[ModelInfo], str | None]:
-    """Chat and embedding models from ``GET /v1/models``, and the next page token."""
+    """Chat, embedding, rerank and generate models from ``GET /v1/models``, and the next page
+    token. Models with none of those endpoints (``classify`` or ``summarize`` only) are left out."""
     data, items = model_items(body, "models")
     found = []
     for item in items:
         if not isinstance(item, dict) or not upstream_name(item.get("name")):
             continue
-        endpoints = item.get("endpoints")
-        endpoints = endpoints if isinstance(endpoints, list) else []
-        if "chat" in endpoints:
-            found.append(ModelInfo(item["name"], capability="chat"))
-        elif "embed" in endpoints:
-            found.append(ModelInfo(item["name"], capability="embedding"))
+        capability = model_capability(item)
+        if capability:
+            found.append(ModelInfo(item["name"], capability=capability))
     return found, upstream_name(data.get("next_page_token"))
+
+
+def model_capability(item: dict) -> str:
+    """The capability Cohere's ``endpoints`` list says, or ``UNKNOWN``."""
+    endpoints = item.get("endpoints")
+    endpoints = endpoints if isinstance(endpoints, list) else []
+    for endpoint, capability in ENDPOINT_CAPABILITIES:
+        if endpoint in endpoints:
+            return capability
+    return capabilities.UNKNOWN
 
 
 def embeddings(payload: dict, body: bytes) -> bytes:

@@ -6,7 +6,17 @@ translation tables are in ``docs/translation/ollama.md``.
 
 from __future__ import annotations
 
-from backends.providers.base import ModelPage, OpenAIError, Provider, UpstreamRequest, bearer_headers
+import json
+
+from backends.providers.base import (
+    ModelInfo,
+    ModelPage,
+    OpenAIError,
+    Provider,
+    UpstreamRequest,
+    bearer_headers,
+    parse_json,
+)
 from backends.providers.ollama import request, response
 from backends.providers.ollama.stream import OllamaStream
 from backends.providers.validate import encode_body
@@ -47,6 +57,17 @@ class OllamaProvider(Provider):
 
     def models_request(self, route) -> UpstreamRequest:
         return UpstreamRequest("GET", f"{base_url(route.url)}/api/tags", bearer_headers(route, content_type=False))
+
+    def model_request(self, route, model_id: str) -> UpstreamRequest:
+        """Ollama has no ``GET`` for one model: ``POST /api/show`` answers 404 for one it lacks."""
+        body = json.dumps({"model": model_id}).encode()
+        return UpstreamRequest("POST", f"{base_url(route.url)}/api/show", bearer_headers(route), body)
+
+    def parse_model(self, route, body: bytes) -> ModelInfo:
+        data = parse_json(body)
+        if not isinstance(data, dict):
+            raise ValueError("the answer is not a model object")
+        return ModelInfo("", response.created(data.get("modified_at")), response.capability(data))
 
     def parse_models(self, route, body: bytes) -> ModelPage:
         return ModelPage(response.models(body))

@@ -125,7 +125,14 @@ def _format(value):
     if kind == "json_schema":
         spec = validate.mapping(value.get("json_schema"), "response_format.json_schema") or {}
         return validate.mapping(spec.get("schema"), "response_format.json_schema.schema") or "json"
-    return None
+    if kind == "text":
+        return None
+    # A format the backend cannot express must not turn into prose with 200 (issue 13).
+    raise InvalidRequestError(
+        f"response_format type {clean_text(repr(kind))[:50]} is not supported by ollama backends; "
+        "use text, json_object or json_schema",
+        "response_format",
+    )
 
 
 def messages(items: list) -> list[dict]:

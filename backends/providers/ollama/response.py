@@ -8,6 +8,7 @@ import secrets
 import string
 from datetime import datetime
 
+from backends import capabilities as kinds
 from backends.providers import shapes
 from backends.providers.base import ModelInfo, OpenAIError, ProviderError, clean_text, parse_json, retry_after_seconds
 from backends.providers.content import model_items, upstream_name
@@ -142,14 +143,29 @@ def models(body: bytes) -> list[ModelInfo]:
             continue
         name = upstream_name(item.get("model")) or upstream_name(item.get("name"))
         if name:
-            found.append(ModelInfo(name, _created(item.get("modified_at")), _capability(item)))
+            found.append(ModelInfo(name, created(item.get("modified_at")), capability(item)))
     return found
 
 
-def _capability(item: dict) -> str:
-    capabilities = item.get("capabilities")
-    if isinstance(capabilities, list) and capabilities:
-        return "embedding" if "embedding" in capabilities and "completion" not in capabilities else "chat"
+def capability(item: dict) -> str:
+    """What the model is for, from an ``/api/tags`` entry or an ``/api/show`` answer.
+
+    ``capabilities`` (``completion``, ``embedding``, ``image``, ``tools``, ``vision``, ...) is what
+    Ollama itself says; ``/api/show`` always has it, ``/api/tags`` only on some servers. Discovery
+    reads ``/api/tags`` alone: asking ``/api/show`` for each model would cost a request per model
+    per discovery round. Without the list, a BERT family or ``embed`` in the name means an
+    embedding model, then OpenAI-style ids (``backends.capabilities.from_id``); anything else is
+    unknown, shown as chat and refused nowhere.
+    """
+    said = item.get("capabilities")
+    if isinstance(said, list) and said:
+        if "completion" in said:
+            return kinds.CHAT
+        if "embedding" in said:
+            return kinds.EMBEDDING
+        if "image" in said:
+            return kinds.IMAGE
+        return kinds.UNKNOWN
     details = item.get("details")
     details = details if isinstance(details, dict) else {}
     families = details.get("families")
@@ -158,11 +174,14 @@ def _capability(item: dict) -> str:
         for value in (details.get("family"), *(families if isinstance(families, list) else ()))
         if isinstance(value, str)
     }
-    name = item.get("name") if isinstance(item.get("name"), str) else ""
-    return "embedding" if families & EMBEDDING_FAMILIES or "embed" in name else "chat"
+    if families & EMBEDDING_FAMILIES:
+        return kinds.EMBEDDING
+    name = item.get("model") if isinstance(item.get("model"), str) else item.get("name")
+    return kinds.from_id(name) if isinstance(name, str) else kinds.UNKNOWN
 
 
-def _created(value) -> int | None:
+def created(value) -> int | None:
+    """Ollama's RFC 3339 ``modified_at`` (nanoseconds allowed) as Unix seconds, else None."""
     if not isinstance(value, str):
         return None
     # Ollama writes nanoseconds; Python parses at most microseconds.

@@ -7,7 +7,10 @@
   var root = document.getElementById("eldric-dashboard");
   if (!root) return;
   var apiUrl = root.dataset.api;
+  var trafficUrl = root.dataset.trafficApi;
   var wsPath = root.dataset.ws;
+  var lastState = null;
+  var scopedFetchedAt = 0;
   var models = [];
   var statuses = {};
   var socket = null;
@@ -50,6 +53,63 @@
     return span;
   }
 
+  // A latency sparkline of the last hour as inline SVG: one point per minute, gaps where the
+  // backend had no requests.
+  function sparkline(values) {
+    var ns = "http://www.w3.org/2000/svg";
+    var svg = document.createElementNS(ns, "svg");
+    svg.setAttribute("class", "eld-spark");
+    svg.setAttribute("viewBox", "0 0 120 24");
+    svg.setAttribute("preserveAspectRatio", "none");
+    var present = (values || []).filter(function (v) { return v !== null; });
+    if (!present.length) { svg.dataset.points = "0"; return svg; }
+    var max = Math.max.apply(null, present) || 1;
+    var step = 120 / Math.max(1, values.length - 1);
+    var path = "";
+    var pen = false;
+    values.forEach(function (v, i) {
+      if (v === null) { pen = false; return; }
+      var x = (i * step).toFixed(1), y = (22 - (v / max) * 20).toFixed(1);
+      path += (pen ? " L" : " M") + x + " " + y;
+      pen = true;
+    });
+    var line = document.createElementNS(ns, "path");
+    line.setAttribute("d", path.trim());
+    svg.appendChild(line);
+    if (present.length === 1 || path.indexOf("L") === -1) {
+      values.forEach(function (v, i) {
+        if (v === null) return;
+        var dot = document.createElementNS(ns, "circle");
+        dot.setAttribute("cx", (i * step).toFixed(1)); dot.setAttribute("cy", (22 - (v / max) * 20).toFixed(1)); dot.setAttribute("r", "1.5");
+        svg.appendChild(dot);
+      });
+    }
+    svg.dataset.points = String(present.length);
+    var title = document.createElementNS(ns, "title");
+    title.textContent = "mean latency per minute, max " + Math.round(max) + " ms";
+    svg.appendChild(title);
+    return svg;
+  }
+
+  // Uptime over 24 h and the probe history as a bar of 30-minute cells: green all healthy,
+  // red none, amber in between, grey without probes.
+  function uptime(probes) {
+    var wrap = el("span", null, { "class": "eld-uptime" });
+    if (!probes || probes.uptime_24h === null) { wrap.textContent = "no probes yet"; return wrap; }
+    wrap.appendChild(el("span", (Math.round(probes.uptime_24h * 1000) / 10) + " %", { "class": "eld-uptime-figure" }));
+    var bar = el("span", null, { "class": "eld-probe-bar", title: probes.probes_24h + " probes, " + probes.cell_minutes + " min a cell" });
+    probes.cells.forEach(function (share) {
+      var cell = el("span", null, { "class": "eld-probe-cell" });
+      cell.style.background = share === null ? "#e5e7eb" : share >= 1 ? "#16a34a" : share <= 0 ? "#dc2626" : "#d97706";
+      bar.appendChild(cell);
+    });
+    wrap.appendChild(bar);
+    return wrap;
+  }
+
+  function ms(value) { return value === null || value === undefined ? "-" : Math.round(value) + " ms"; }
+  function percent(rate) { return (Math.round(rate * 1000) / 10) + " %"; }
+
   function replaceRows(tbody, rows) {
     tbody.replaceChildren.apply(tbody, rows);
   }
@@ -62,6 +122,8 @@
         b.latency_ms === null ? null : Math.round(b.latency_ms) + " ms",
         ago(b.last_checked_at),
         el("span", b.last_error || "-", { "class": "eld-error" }),
+        sparkline(b.minutes ? b.minutes.latency_ms : []),
+        uptime(b.probes),
         b.model_count,
         b.per_minute.requests,
         b.per_minute.errors,
@@ -71,6 +133,7 @@
       tr.dataset.backend = b.name;
       tr.dataset.status = b.status;
       tr.dataset.requests = b.last_5m.requests;
+      tr.dataset.uptime = b.probes && b.probes.uptime_24h !== null ? String(Math.round(b.probes.uptime_24h * 1000) / 10) : "";
       return tr;
     });
     if (!rows.length) rows = [row(["No backends configured."])];
@@ -94,38 +157,131 @@
     replaceRows(document.getElementById("eld-models"), rows);
   }
 
-  function chart(id, title, label, values, times, stroke, points) {
+  // One uPlot per chart, its data replaced on every push; ``lines`` is [[label, colour], ...].
+  function chart(id, title, lines, times, columns) {
     var target = document.getElementById(id);
-    var data = [times, values];
+    var data = [times].concat(columns);
     if (typeof uPlot === "undefined") {
-      target.textContent = title + ": " + values.filter(function (v) { return v !== null; }).slice(-1)[0];
+      target.textContent = title + ": " + columns[0].filter(function (v) { return v !== null; }).slice(-1)[0];
       return;
     }
     if (charts[id]) { charts[id].setData(data); return; }
-    charts[id] = new uPlot({
-      title: title, width: 360, height: 180,
-      series: [{}, { label: label, stroke: stroke, width: 2, spanGaps: false, points: { show: !!points, size: 5 } }],
-      axes: [{}, { size: 50 }],
-    }, data, target);
+    var series = [{}].concat(lines.map(function (line) {
+      // Steps without requests have no latency: points, so a lone busy step still shows.
+      return { label: line[0], stroke: line[1], width: 2, spanGaps: false, points: { show: !!line[2], size: 5 } };
+    }));
+    charts[id] = new uPlot({ title: title, width: 360, height: 180, series: series, axes: [{}, { size: 50 }] }, data, target);
   }
 
-  function renderTraffic(traffic) {
+  function drawSeries(traffic) {
+    var scope = traffic.backend ? "backend " + traffic.backend : traffic.model ? "model " + traffic.model : "gateway";
+    var per = traffic.step_minutes === 5 ? "5 min" : "minute";
+    document.getElementById("eld-traffic-panel").dataset.scope = scope + " " + traffic.range;
+    chart("eld-chart-requests", "Requests/s (per " + per + ")", [["req/s", "#2563eb"]], traffic.t, [traffic.requests_per_s]);
+    chart("eld-chart-latency", "Latency (ms)", [["p50", "#16a34a", true], ["p95", "#d97706", true]], traffic.t,
+      [traffic.p50_ms, traffic.p95_ms]);
+    chart("eld-chart-ttft", "Time to first token (ms)", [["p50", "#7c3aed", true], ["p95", "#db2777", true]], traffic.t,
+      [traffic.ttft_p50_ms, traffic.ttft_p95_ms]);
+    chart("eld-chart-errors", "Error rate (%)", [["errors %", "#dc2626"]], traffic.t,
+      [traffic.error_rate.map(function (r) { return Math.round(r * 1000) / 10; })]);
+  }
+
+  function scopeQuery() {
+    var scope = document.getElementById("eld-traffic-scope").value;
+    var range = document.getElementById("eld-traffic-range").value;
+    if (!scope && range === "1h") return null;  // what every push carries
+    var query = "?range=" + encodeURIComponent(range);
+    if (scope) query += "&" + scope.split(":")[0] + "=" + encodeURIComponent(scope.slice(scope.indexOf(":") + 1));
+    return query;
+  }
+
+  function fetchScoped(force) {
+    var query = scopeQuery();
+    if (query === null || (!force && Date.now() - scopedFetchedAt < 5000)) return;
+    scopedFetchedAt = Date.now();
+    fetch(trafficUrl + query, { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (response) { return response.ok ? response.json() : null; })
+      .then(function (traffic) { if (traffic && scopeQuery() === query) drawSeries(traffic); })
+      .catch(function () { /* shown again at the next push */ });
+  }
+
+  function setScopes(state) {
+    var select = document.getElementById("eld-traffic-scope");
+    var wanted = [""];
+    state.backends.forEach(function (b) { wanted.push("backend:" + b.name); });
+    (state.breakdown ? state.breakdown.models : []).forEach(function (m) { wanted.push("model:" + m.name); });
+    var have = Array.prototype.map.call(select.options, function (o) { return o.value; });
+    if (have.join("\n") === wanted.join("\n")) return;
+    var current = select.value;
+    select.replaceChildren.apply(select, wanted.map(function (value) {
+      var label = value ? value.replace(":", " ") : "the whole gateway";
+      var option = el("option", label, { value: value });
+      return option;
+    }));
+    select.value = wanted.indexOf(current) === -1 ? "" : current;
+  }
+
+  function breakdownRows(entries, what) {
+    var rows = entries.map(function (e) {
+      var tr = row([e.name || "(no backend reached)", e.requests, e.requests_per_s, percent(e.error_rate), e.failovers,
+        ms(e.p50_ms), ms(e.p95_ms), ms(e.ttft_p50_ms), ms(e.ttft_p95_ms)]);
+      tr.dataset[what] = e.name;
+      return tr;
+    });
+    return rows.length ? rows : [row(["No traffic in the last hour."])];
+  }
+
+  function renderUsage(usage) {
+    if (!usage) return;
+    var period = usage[document.getElementById("eld-usage-period").value] || usage.today;
+    var rows = [];
+    period.organisations.forEach(function (o) {
+      rows.push(row([o.organisation, "all keys", o.requests, o.input_tokens, o.output_tokens, o.cost_usd.toFixed(4) + (o.unpriced ? " (some unpriced)" : "")]));
+      period.keys.filter(function (k) { return k.organisation === o.organisation; }).forEach(function (k) {
+        var key = k.key ? (k.key.name || "key") + " (" + k.key.prefix + "…)" : "no key (master)";
+        rows.push(row(["", key, k.requests, k.input_tokens, k.output_tokens, k.cost_usd.toFixed(4)]));
+      });
+    });
+    replaceRows(document.getElementById("eld-usage"), rows.length ? rows : [row(["No usage since " + period.since + "."])]);
+  }
+
+  function renderTraffic(state) {
+    var traffic = state.traffic;
     var total = traffic.requests.reduce(function (a, b) { return a + b; }, 0);
     var errors = traffic.errors.reduce(function (a, b) { return a + b; }, 0);
     document.getElementById("eld-traffic-totals").textContent =
       total + " requests, " + errors + " errors in the last hour";
-    var percent = traffic.error_rate.map(function (r) { return Math.round(r * 1000) / 10; });
-    chart("eld-chart-requests", "Requests per minute", "requests", traffic.requests, traffic.t, "#2563eb");
-    // Minutes without requests have no p50: points, so a lone busy minute still shows.
-    chart("eld-chart-latency", "p50 latency (ms)", "p50 ms", traffic.p50_ms, traffic.t, "#16a34a", true);
-    chart("eld-chart-errors", "Error rate (%)", "errors %", percent, traffic.t, "#dc2626");
+    setScopes(state);
+    if (scopeQuery() === null) drawSeries(traffic); else fetchScoped(false);
+    if (state.breakdown) {
+      replaceRows(document.getElementById("eld-breakdown-backends"), breakdownRows(state.breakdown.backends, "backend"));
+      replaceRows(document.getElementById("eld-breakdown-models"), breakdownRows(state.breakdown.models, "model"));
+    }
+    renderUsage(state.usage);
+  }
+
+  function renderDecisions(decisions) {
+    if (decisions === null || decisions === undefined) return;  // the JSON endpoint has none: keep the socket's
+    var rows = decisions.map(function (d) {
+      var failovers = d.failovers.map(function (f) {
+        return f.backend + ": " + f.outcome + (f.status ? " " + f.status : "") + (f.reason ? " (" + f.reason + ")" : "");
+      });
+      if (d.final) failovers.push("last, " + d.final.backend + ": " + d.final.outcome + (d.final.reason ? " (" + d.final.reason + ")" : ""));
+      var status = el("span", d.status || "none", { "class": d.status >= 400 || !d.status ? "eld-bad" : "eld-good" });
+      var tr = row([new Date(d.at * 1000).toLocaleTimeString(), (d.model || "-") + " → " + (d.backend || "none"), status,
+        ms(d.latency_ms), failovers.join("; ") || "-", el("code", d.request_id)]);
+      tr.dataset.requestId = d.request_id;
+      tr.dataset.failovers = String(d.failovers.length);
+      return tr;
+    });
+    replaceRows(document.getElementById("eld-decisions"), rows.length ? rows : [row(["No requests yet."])]);
   }
 
   function renderInstances(instances) {
     var rows = instances.map(function (i) {
       var age = i.heartbeat_age_seconds === null ? "never" : i.heartbeat_age_seconds + " s";
       var live = i.live ? statusBadge("healthy", "live", "#16a34a", "") : statusBadge("disabled", "not live", "#6b7280", "");
-      var tr = row([i.instance, i.worker_id, age, live, i.default_backend || "-", i.health_interval_ms + " ms"]);
+      var tr = row([i.instance, i.worker_id, new Date(i.created_at).toLocaleString(), age, live, i.default_backend || "-", i.health_interval_ms + " ms"]);
       tr.dataset.instance = i.instance;
       return tr;
     });
@@ -139,8 +295,11 @@
     if (state.models !== null && state.models !== undefined) models = state.models;
     renderBackends(state.backends);
     renderModels();
-    renderTraffic(state.traffic);
+    renderTraffic(state);
+    renderDecisions(state.decisions);
     renderInstances(state.instances);
+    lastState = state;
+    if (window.eldricConfig) window.eldricConfig.apply(state);
     document.getElementById("eld-updated").textContent = "updated " + new Date(state.generated_at).toLocaleTimeString();
     root.dataset.generatedAt = state.generated_at;
   }
@@ -176,5 +335,17 @@
   // While the socket is down the page still refreshes, more slowly, from the JSON endpoint.
   window.setInterval(function () { if (!socket || socket.readyState !== WebSocket.OPEN) reread(); }, 5000);
   document.getElementById("eld-model-search").addEventListener("input", renderModels);
+  ["eld-traffic-scope", "eld-traffic-range"].forEach(function (id) {
+    document.getElementById(id).addEventListener("change", function () {
+      if (scopeQuery() === null && lastState) drawSeries(lastState.traffic); else fetchScoped(true);
+    });
+  });
+  document.getElementById("eld-usage-period").addEventListener("change", function () { if (lastState) renderUsage(lastState.usage); });
+  // The Configuration panel (config.js) asks for a fresh state after each write.
+  window.eldricDashboard = {
+    refresh: function () {
+      if (socket && socket.readyState === WebSocket.OPEN) socket.send("refresh"); else reread();
+    },
+  };
   reread().then(connect);
 })();
