@@ -176,3 +176,28 @@ def test_the_admin_shows_a_new_key_once_and_revokes(admin_client):
     row.refresh_from_db()
     assert row.revoked_at is not None
     assert row.key_hash not in key_records_get()
+
+
+@pytest.mark.django_db
+def test_the_access_snapshot_holds_each_usable_key_as_stored():
+    import datetime
+
+    from orgs.access import LimitSpec
+    from orgs.keys import key_create, key_hash, key_revoke
+
+    expiry = datetime.datetime(2030, 1, 2, tzinfo=datetime.UTC)
+    limited = key_create(name="a", models=["gpt-4o*", "claude-*"], rpm=60, budget_usd=2.5, budget_period="day")
+    twin = key_create(name="b", models=["gpt-4o*", "claude-*"], rpm=60, budget_usd=2.5, budget_period="day")
+    plain = key_create(name="c", expires_at=expiry)
+    gone = key_create(name="d")
+    key_revoke(gone.record)
+
+    records = key_records_get()
+
+    assert key_hash(gone.key) not in records
+    first, second, third = (records[key_hash(k.key)] for k in (limited, twin, plain))
+    assert first.models == ("gpt-4o*", "claude-*") and first.organisation == "default"
+    assert first.limits == LimitSpec(rpm=60, budget_usd=2.5, budget_period="day")
+    assert first.limits is second.limits and first.models is second.models  # equal values, one object
+    assert third.models == () and third.limits == LimitSpec() and third.expires_at == expiry.timestamp()
+    assert third.prefix == plain.record.prefix and third.name == "c" and third.id == plain.record.id
