@@ -9,18 +9,18 @@ Every other backend kind answers 400 naming itself; nothing is translated.
 from __future__ import annotations
 
 from gateway.proxy import Endpoint
-from gateway.views import _inference, _invalid, _parse_object, _require_model
+from gateway.views import inference, invalid, parse_object, require_model
 
 COMPLETIONS = Endpoint("completions", "completions_request", "completions_response")
 
 
 def parse_completions(body: bytes) -> tuple[dict, str]:
-    payload = _parse_object(body)
-    model = _require_model(payload)
+    payload = parse_object(body)
+    model = require_model(payload)
     if not _is_prompt(payload.get("prompt")):
-        raise _invalid("'prompt' must be a string, an array of strings, or token arrays", "prompt")
+        raise invalid("'prompt' must be a string, an array of strings, or token arrays", "prompt")
     if payload.get("stream") is not None and not isinstance(payload["stream"], bool):
-        raise _invalid("'stream' must be a boolean", "stream")
+        raise invalid("'stream' must be a boolean", "stream")
     return payload, model
 
 
@@ -41,4 +41,4 @@ def _is_tokens(value) -> bool:
 
 
 async def completions(gw, ctx, scope, receive, out) -> None:
-    await _inference(gw, ctx, scope, receive, out, parse=parse_completions, endpoint=COMPLETIONS)
+    await inference(gw, ctx, scope, receive, out, parse=parse_completions, endpoint=COMPLETIONS)

@@ -2,7 +2,7 @@
 
 Not routed yet (``gateway.app.ROUTES`` is the lead's). How it works today, without changing
 the chat pipeline: the Anthropic request is validated and translated to an OpenAI chat request
-(``gateway.dialects.anthropic_messages``), and the chat handler ``views._inference`` runs on it
+(``gateway.dialects.anthropic_messages``), and the chat handler ``views.inference`` runs on it
 unchanged (authentication, model allow-lists, limits, routing, failover, streaming relay,
 accounting); an ``AnthropicResponder`` around the client's ``Responder`` turns everything that
 pipeline writes (answers, stream frames, errors) into Anthropic's shapes on the way out.
@@ -25,7 +25,7 @@ from backends.providers.anthropic.native import AnthropicNative
 from backends.providers.base import OpenAIError, ProviderError, parse_json
 from backends.redaction import redact
 from gateway import routing
-from gateway.asgi_io import JSON, RequestRejected, Responder, header, read_body
+from gateway.asgi_io import JSON, Responder
 from gateway.auth import model_forbidden
 from gateway.dialects.anthropic_messages import (
     DroppedFieldLog,
@@ -38,8 +38,9 @@ from gateway.dialects.anthropic_messages import (
     to_openai_chat,
 )
 from gateway.http import ResponseTooLarge, read_bounded
+from gateway.ingress import read_authenticated, replaying, without_content_length
 from gateway.proxy import CHAT
-from gateway.views import _inference, allow_header, authenticate_request, method_not_allowed, parse_chat
+from gateway.views import authenticate_request, inference, parse_chat
 
 if TYPE_CHECKING:
     from gateway.context import RequestContext
@@ -132,7 +133,7 @@ class MessagesIngress:
     # The app builds an ``AnthropicResponder`` for these routes (``gateway.app.RESPONDERS``),
     # so its error boundary answers in Anthropic's shape too.
     async def messages(self, gw: Gateway, ctx: RequestContext, scope, receive, answer: AnthropicResponder) -> None:
-        body = await _read_authenticated(gw, ctx, scope, receive, answer)
+        body = await read_authenticated(gw, ctx, scope, receive, answer)
         if body is None:
             return
         try:
@@ -146,8 +147,8 @@ class MessagesIngress:
         answer.client_body = body
         chat_body = json.dumps(chat, ensure_ascii=False).encode()
         try:
-            await _inference(
-                gw, ctx, _without_content_length(scope), _replaying(chat_body, receive), answer, parse=parse_chat,
+            await inference(
+                gw, ctx, without_content_length(scope), replaying(chat_body, receive), answer, parse=parse_chat,
                 endpoint=CHAT,
             )  # fmt: skip
         finally:
@@ -156,7 +157,7 @@ class MessagesIngress:
                 self.dropped_log.note(ctx.backend, dropped)
 
     async def count_tokens(self, gw: Gateway, ctx: RequestContext, scope, receive, answer: AnthropicResponder) -> None:
-        body = await _read_authenticated(gw, ctx, scope, receive, answer)
+        body = await read_authenticated(gw, ctx, scope, receive, answer)
         if body is None:
             return
         try:
@@ -182,22 +183,6 @@ class MessagesIngress:
         await answer.json(200, {"input_tokens": count_tokens_estimate(payload)})
 
 
-async def _read_authenticated(gw: Gateway, ctx: RequestContext, scope, receive, out: AnthropicResponder):
-    """The request body once the method and the key are right; None when already answered."""
-    if scope["method"] != "POST":
-        await out.error(method_not_allowed(scope, "POST"), allow_header("POST"))
-        return None
-    ctx.principal, _, denied = authenticate_request(gw, scope)
-    if denied is not None:
-        await out.error(denied)
-        return None
-    try:
-        return await read_body(receive, gw.config.max_body_bytes, header(scope, b"content-length"))
-    except RequestRejected as rejected:
-        await out.error(rejected.error)
-        return None
-
-
 async def _count_upstream(gw: Gateway, ctx: RequestContext, route, body: bytes, out: AnthropicResponder) -> None:
     """One attempt, no failover: a count is cheap to retry and not worth a backend's breaker."""
     ctx.backend = route.name
@@ -215,26 +200,6 @@ async def _count_upstream(gw: Gateway, ctx: RequestContext, route, body: bytes, 
     if route.api_key and route.api_key.encode() in answer:  # an upstream echoing the key must not leak it
         answer = redact(answer.decode("utf-8", "replace"), route.api_key).encode()
     await out.bytes(upstream.status_code, answer, None, content_type)
-
-
-def _without_content_length(scope) -> dict:
-    """The scope for the translated body, whose length is not the client's."""
-    headers = [(name, value) for name, value in scope["headers"] if name != b"content-length"]
-    return {**scope, "headers": headers}
-
-
-def _replaying(body: bytes, receive):
-    """A ``receive`` that delivers ``body`` first, then whatever the client sends (its disconnect)."""
-    sent = False
-
-    async def replay():
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay
 
 
 # The routed handlers: the ingress, with its state, is the gateway's (``Gateway.messages``).

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from gateway.context import RequestContext
     from gateway.pipeline import Gateway
 
-# As ``model`` in a chat request (``views._require_model``).
+# As ``model`` in a chat request (``views.require_model``).
 MAX_MODEL_ID = 256
 
 

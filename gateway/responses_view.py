@@ -2,7 +2,7 @@
 
 Built like ``/v1/messages`` (``gateway.messages_view``): the request is validated, translated
 to an OpenAI chat request (``gateway.dialects.openai_responses_request``), and the chat handler
-``views._inference`` runs on it unchanged (authentication, allow-lists, limits, routing,
+``views.inference`` runs on it unchanged (authentication, allow-lists, limits, routing,
 failover, streaming relay, accounting). A ``ResponsesResponder`` around the client's
 ``Responder`` turns what the pipeline writes (a ``chat.completion``, chunk frames) into a
 ``response`` and Responses events. Errors are OpenAI's shape already.
@@ -37,9 +37,9 @@ from gateway.dialects.openai_responses_request import (
     validate_responses,
 )
 from gateway.dialects.openai_responses_stream import ChatToResponsesStream
-from gateway.messages_view import _read_authenticated, _replaying, _without_content_length
+from gateway.ingress import read_authenticated, replaying, without_content_length
 from gateway.proxy import CHAT
-from gateway.views import _inference, _parse_object, parse_chat
+from gateway.views import inference, parse_chat, parse_object
 
 if TYPE_CHECKING:
     from gateway.context import RequestContext
@@ -173,17 +173,17 @@ class ResponsesIngress:
         self.dropped_log = dropped_log or DroppedFieldLog()
 
     async def create(self, gw: Gateway, ctx: RequestContext, scope, receive, answer: ResponsesResponder) -> None:
-        body = await _read_authenticated(gw, ctx, scope, receive, answer)
+        body = await read_authenticated(gw, ctx, scope, receive, answer)
         if body is None:
             return
         try:
-            payload = _parse_object(body)
+            payload = parse_object(body)
             model = validate_responses(payload)
         except RequestRejected as rejected:
             await answer.error(rejected.error)
             return
         except ResponsesRequestError as refused:
-            await answer.error(_invalid(refused))
+            await answer.error(invalid(refused))
             return
         ctx.model = model
         organisation = ctx.principal.organisation or "default"
@@ -201,7 +201,7 @@ class ResponsesIngress:
             try:
                 chat = to_openai_chat(payload, history, dropped)
             except ResponsesRequestError as refused:
-                refusal = _invalid(refused)
+                refusal = invalid(refused)
         if refusal is not None:
             # Only a backend that serves the Responses API itself may still take the request.
             plan = routing.plan(gw.routing_for(ctx), model, gw.breakers)
@@ -216,8 +216,8 @@ class ResponsesIngress:
             answer.on_output = _saver(store, answer.shell.id, organisation, model, history + input_items(payload))
         chat_body = json.dumps(chat, ensure_ascii=False).encode()
         try:
-            await _inference(
-                gw, ctx, _without_content_length(scope), _replaying(chat_body, receive), answer, parse=parse_chat,
+            await inference(
+                gw, ctx, without_content_length(scope), replaying(chat_body, receive), answer, parse=parse_chat,
                 endpoint=CHAT,
             )  # fmt: skip
         finally:
@@ -256,7 +256,7 @@ class ResponsesIngress:
         return history_of(stored), None
 
 
-def _invalid(refused: ResponsesRequestError) -> OpenAIError:
+def invalid(refused: ResponsesRequestError) -> OpenAIError:
     return OpenAIError(400, str(refused), param=refused.param, code="invalid_request")
 
 

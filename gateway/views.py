@@ -28,11 +28,11 @@ if TYPE_CHECKING:
     from gateway.pipeline import Gateway
 
 
-def _invalid(message: str, param: str | None = None) -> RequestRejected:
+def invalid(message: str, param: str | None = None) -> RequestRejected:
     return RequestRejected(OpenAIError(400, message, param=param, code="invalid_request"))
 
 
-def _parse_object(body: bytes) -> dict:
+def parse_object(body: bytes) -> dict:
     """The body as a JSON object, or a 400 that names the field at fault where there is one.
 
     The checks the whole request needs are here, before any backend is chosen, because a
@@ -41,7 +41,7 @@ def _parse_object(body: bytes) -> dict:
     upstream; NaN and Infinity are not JSON at all, though Python's parser reads them.
     """
     if not body.strip():
-        raise _invalid("The request body is empty; expected a JSON object.")
+        raise invalid("The request body is empty; expected a JSON object.")
     bad_bytes_at = None
     try:
         text = body.decode("utf-8")
@@ -54,18 +54,18 @@ def _parse_object(body: bytes) -> dict:
         payload = json.loads(text, parse_constant=lambda name: constants.append(name) or float(name))
     except (ValueError, RecursionError) as exc:
         if bad_bytes_at is not None:
-            raise _invalid(f"The request body is not valid JSON: not UTF-8 (byte {bad_bytes_at}).") from None
-        raise _invalid(f"The request body is not valid JSON: {str(exc)[:200]}") from None
+            raise invalid(f"The request body is not valid JSON: not UTF-8 (byte {bad_bytes_at}).") from None
+        raise invalid(f"The request body is not valid JSON: {str(exc)[:200]}") from None
     if not isinstance(payload, dict):
-        raise _invalid("The request body must be a JSON object.")
+        raise invalid("The request body must be a JSON object.")
     if bad_bytes_at is not None or _SURROGATE_ESCAPE.search(text):
         path = _first_path(payload, _unencodable)
         if path is not None or bad_bytes_at is not None:
             what = "is not valid UTF-8" if bad_bytes_at is not None else "contains a lone UTF-16 surrogate"
-            raise _invalid(f"'{path or 'a top-level key'}' {what}.", path or None)
+            raise invalid(f"'{path or 'a top-level key'}' {what}.", path or None)
     if constants:
         path = _first_path(payload, _non_finite)
-        raise _invalid(f"'{path or 'the request'}' is {constants[0]}, which is not valid JSON.", path or None)
+        raise invalid(f"'{path or 'the request'}' is {constants[0]}, which is not valid JSON.", path or None)
     return payload
 
 
@@ -112,32 +112,32 @@ def _first_path(payload: dict, bad) -> str | None:
     return None
 
 
-def _require_model(payload: dict) -> str:
+def require_model(payload: dict) -> str:
     model = payload.get("model")
     if not isinstance(model, str) or not model.strip():
-        raise _invalid("you must provide a model parameter", "model")
+        raise invalid("you must provide a model parameter", "model")
     if len(model) > 256:
-        raise _invalid("'model' is longer than 256 characters", "model")
+        raise invalid("'model' is longer than 256 characters", "model")
     return model
 
 
 def parse_chat(body: bytes) -> tuple[dict, str]:
-    payload = _parse_object(body)
-    model = _require_model(payload)
+    payload = parse_object(body)
+    model = require_model(payload)
     messages = payload.get("messages")
     if not isinstance(messages, list) or not messages:
-        raise _invalid("'messages' must be a non-empty array", "messages")
+        raise invalid("'messages' must be a non-empty array", "messages")
     # Null is what OpenAI's schema allows for "not sent".
     if payload.get("stream") is not None and not isinstance(payload["stream"], bool):
-        raise _invalid("'stream' must be a boolean", "stream")
+        raise invalid("'stream' must be a boolean", "stream")
     return payload, model
 
 
 def parse_embeddings(body: bytes) -> tuple[dict, str]:
-    payload = _parse_object(body)
-    model = _require_model(payload)
+    payload = parse_object(body)
+    model = require_model(payload)
     if not _is_embeddings_input(payload.get("input")):
-        raise _invalid("'input' must be a non-empty string, array of strings, or array of token arrays", "input")
+        raise invalid("'input' must be a non-empty string, array of strings, or array of token arrays", "input")
     return payload, model
 
 
@@ -174,7 +174,7 @@ async def _watch_disconnect(receive, ctx: RequestContext, task: asyncio.Task) ->
             return
 
 
-async def _inference(gw: Gateway, ctx: RequestContext, scope, receive, out: Responder, *, parse, endpoint: Endpoint):
+async def inference(gw: Gateway, ctx: RequestContext, scope, receive, out: Responder, *, parse, endpoint: Endpoint):
     if scope["method"] != "POST":
         await out.error(method_not_allowed(scope, "POST"), allow_header("POST"))
         return
@@ -225,11 +225,11 @@ async def _inference(gw: Gateway, ctx: RequestContext, scope, receive, out: Resp
 
 
 async def chat_completions(gw, ctx, scope, receive, out) -> None:
-    await _inference(gw, ctx, scope, receive, out, parse=parse_chat, endpoint=CHAT)
+    await inference(gw, ctx, scope, receive, out, parse=parse_chat, endpoint=CHAT)
 
 
 async def embeddings(gw, ctx, scope, receive, out) -> None:
-    await _inference(gw, ctx, scope, receive, out, parse=parse_embeddings, endpoint=EMBEDDINGS)
+    await inference(gw, ctx, scope, receive, out, parse=parse_embeddings, endpoint=EMBEDDINGS)
 
 
 def authenticate_request(gw: Gateway, scope):

@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import json
 
-from backends.providers.base import OpenAIError, clean_text, parse_json
-from backends.providers.lines import LineFramedStream
+from backends.providers.base import OpenAIError, clean_text
 from gateway.dialects.anthropic_answer import (
     anthropic_error_event,
     anthropic_usage,
     message_id,
     stop_reason,
 )
+from gateway.dialects.chat_stream import ChatChunkReader
 
 # The first form of a text or thinking block, as Anthropic starts them.
 EMPTY_BLOCKS = {"text": {"type": "text", "text": ""}, "thinking": {"type": "thinking", "thinking": "", "signature": ""}}
@@ -33,16 +33,16 @@ def event(name: str, data: dict) -> bytes:
     return b"event: " + name.encode() + b"\ndata: " + json.dumps(data, separators=(",", ":")).encode() + b"\n\n"
 
 
-class OpenAIToAnthropicStream(LineFramedStream):
+class OpenAIToAnthropicStream(ChatChunkReader):
     """One per stream. ``usage`` is the OpenAI-shaped usage once reported, for the gateway's accounting."""
+
+    answer_noun = "message"
 
     def __init__(self, requested_model: str) -> None:
         super().__init__()
         self.model = requested_model
         self.usage: dict | None = None
-        self._data: list[bytes] = []
         self._started = False
-        self._finish: str | None = None
         self._next_index = 0
         # The open block: ("text" | "thinking" | "tool", OpenAI tool index or None), Anthropic index.
         self._open: tuple[str, int | None] | None = None
@@ -51,60 +51,11 @@ class OpenAIToAnthropicStream(LineFramedStream):
         self._tools: dict[int, int] = {}
         self._saw_tool = False
 
-    # --- framing ------------------------------------------------------------------------------
-    def feed(self, data: bytes) -> list[bytes]:
-        return self._feed_lines(data)
-
     def feed_chunk(self, chunk) -> list[bytes]:
         out: list[bytes] = []
         if not self._ended:
             self._chunk(chunk, out)
         return out
-
-    def close(self) -> list[bytes]:
-        """The upstream ended: the remaining events (at least one)."""
-        if self._ended:
-            return []
-        out: list[bytes] = []
-        self._close_lines(out)
-        if self._ended:
-            return out
-        if self._finish is None:
-            self._fail(OpenAIError(502, "the backend ended the stream before the message was complete"), out)
-        else:
-            self._complete(out)  # finish_reason came, [DONE] did not: the answer is whole
-        return out
-
-    def error(self, error: OpenAIError) -> list[bytes]:
-        """End the stream with an Anthropic ``error`` event (the relay's failures: timeouts, resets)."""
-        if self._ended:
-            return []
-        out: list[bytes] = []
-        self._fail(error, out)
-        return out
-
-    def _line(self, line: bytes, out: list[bytes]) -> None:
-        if not line:
-            if self._data:
-                raw, self._data = b"\n".join(self._data), []
-                self._payload(raw, out)
-            return
-        if line.startswith(b":"):
-            return  # SSE comment
-        field, _, value = line.partition(b":")
-        if field == b"data":
-            self._data.append(value[1:] if value.startswith(b" ") else value)
-
-    def _payload(self, raw: bytes, out: list[bytes]) -> None:
-        if raw.strip() == b"[DONE]":
-            self._done(out)
-            return
-        try:
-            chunk = parse_json(raw)
-        except (ValueError, UnicodeDecodeError):
-            self._fail(OpenAIError(502, "the backend sent a stream event that is not JSON"), out)
-            return
-        self._chunk(chunk, out)
 
     # --- chunks -------------------------------------------------------------------------------
     def _chunk(self, chunk, out: list[bytes]) -> None:
@@ -214,12 +165,6 @@ class OpenAIToAnthropicStream(LineFramedStream):
             out.append(event("content_block_delta", payload))
 
     # --- ends ---------------------------------------------------------------------------------
-    def _done(self, out: list[bytes]) -> None:
-        if self._finish is None:
-            self._fail(OpenAIError(502, "the backend ended the stream without a finish reason"), out)
-            return
-        self._complete(out)
-
     def _complete(self, out: list[bytes]) -> None:
         self._start({}, out)
         self._close_block(out)

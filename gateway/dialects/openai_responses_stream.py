@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import json
 
-from backends.providers.base import OpenAIError, clean_text, parse_json
-from backends.providers.lines import LineFramedStream
+from backends.providers.base import OpenAIError, clean_text
+from gateway.dialects.chat_stream import ChatChunkReader
 from gateway.dialects.openai_responses_answer import (
     INCOMPLETE,
     ResponseShell,
@@ -31,9 +31,11 @@ from gateway.dialects.openai_responses_answer import (
 )
 
 
-class ChatToResponsesStream(LineFramedStream):
+class ChatToResponsesStream(ChatChunkReader):
     """One per stream. ``output`` and ``usage`` (chat-shaped) are known once it ended,
     for the store and the gateway's accounting; ``completed`` says whether it ended well."""
+
+    answer_noun = "response"
 
     def __init__(self, shell: ResponseShell) -> None:
         super().__init__()
@@ -42,9 +44,7 @@ class ChatToResponsesStream(LineFramedStream):
         self.output: list[dict] = []
         self.completed = False
         self._sequence = 0
-        self._data: list[bytes] = []
         self._started = False
-        self._finish: str | None = None
         # The open item: its kind ("reasoning", "message" or ("tool", chat index)), output index,
         # id and the text or arguments so far.
         self._open: tuple | None = None
@@ -53,58 +53,6 @@ class ChatToResponsesStream(LineFramedStream):
         self._open_text: list[str] = []
         # chat tool_calls index -> (output index, item id, call id, name, argument parts).
         self._tools: dict[int, tuple[int, str, str, str, list[str]]] = {}
-
-    # --- framing ------------------------------------------------------------------------------
-    def feed(self, data: bytes) -> list[bytes]:
-        return self._feed_lines(data)
-
-    def close(self) -> list[bytes]:
-        """The upstream ended: the remaining events (at least one, unless it had ended)."""
-        if self._ended:
-            return []
-        out: list[bytes] = []
-        self._close_lines(out)
-        if self._ended:
-            return out
-        if self._finish is None:
-            self._fail(OpenAIError(502, "the backend ended the stream before the response was complete"), out)
-        else:
-            self._complete(out)  # finish_reason came, [DONE] did not: the answer is whole
-        return out
-
-    def error(self, error: OpenAIError) -> list[bytes]:
-        """End the stream with an ``error`` event (the relay's failures: timeouts, resets)."""
-        if self._ended:
-            return []
-        out: list[bytes] = []
-        self._fail(error, out)
-        return out
-
-    def _line(self, line: bytes, out: list[bytes]) -> None:
-        if not line:
-            if self._data:
-                raw, self._data = b"\n".join(self._data), []
-                self._payload(raw, out)
-            return
-        if line.startswith(b":"):
-            return
-        field, _, value = line.partition(b":")
-        if field == b"data":
-            self._data.append(value[1:] if value.startswith(b" ") else value)
-
-    def _payload(self, raw: bytes, out: list[bytes]) -> None:
-        if raw.strip() == b"[DONE]":
-            if self._finish is None:
-                self._fail(OpenAIError(502, "the backend ended the stream without a finish reason"), out)
-            else:
-                self._complete(out)
-            return
-        try:
-            chunk = parse_json(raw)
-        except (ValueError, UnicodeDecodeError):
-            self._fail(OpenAIError(502, "the backend sent a stream event that is not JSON"), out)
-            return
-        self._chunk(chunk, out)
 
     # --- events -------------------------------------------------------------------------------
     def _event(self, name: str, data: dict, out: list[bytes]) -> None:
