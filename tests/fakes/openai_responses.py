@@ -1,9 +1,10 @@
 """A fake OpenAI Responses API (``POST /v1/responses``), answering in the documented shapes.
 
-No recording of the Responses API is in ``tests/fixtures/recorded`` yet; the bodies here follow
-the API reference's examples ("Create a model response", "Streaming events"): a ``response``
-object with a ``message`` output item, and the event sequence ``response.created`` …
-``response.completed``. Each request is checked the way OpenAI would (a bearer key, a model, an
+Its answers are the API reference's documented examples, kept with the recordings
+(``tests/fixtures/recorded/openai/responses_create`` and ``responses_stream_text``, marked there
+as documented, not live): a ``response`` object with a ``message`` output item, and the event
+sequence ``response.created`` … ``response.completed``; a test may change the text, the model
+or the status. Each request is checked the way OpenAI would (a bearer key, a model, an
 input) and refused with OpenAI's 400 when it is not acceptable.
 """
 
@@ -13,6 +14,7 @@ import json
 
 from aiohttp import web
 
+from tests.fakes import recordings
 from tests.fakes.server import Behaviour, reply_stream
 
 RESPONSE_ID = "resp_67ccd2bed1ec8190b14f964abc0542670bb6a6b452d3795b"
@@ -28,38 +30,14 @@ USAGE = {
 
 
 def response_body(text: str = TEXT, *, model: str = "gpt-4.1-2025-04-14", status: str = "completed") -> dict:
-    message = {
-        "type": "message",
-        "id": MESSAGE_ID,
-        "status": "completed",
-        "role": "assistant",
-        "content": [{"type": "output_text", "text": text, "annotations": []}],
-    }
-    return {
-        "id": RESPONSE_ID,
-        "object": "response",
-        "created_at": 1741476542,
-        "status": status,
-        "error": None,
-        "incomplete_details": None,
-        "instructions": None,
-        "max_output_tokens": None,
-        "model": model,
-        "output": [message] if status == "completed" else [],
-        "parallel_tool_calls": True,
-        "previous_response_id": None,
-        "reasoning": {"effort": None, "summary": None},
-        "store": True,
-        "temperature": 1.0,
-        "text": {"format": {"type": "text"}},
-        "tool_choice": "auto",
-        "tools": [],
-        "top_p": 1.0,
-        "truncation": "disabled",
-        "usage": USAGE if status == "completed" else None,
-        "user": None,
-        "metadata": {},
-    }
+    """The documented ``response``, with this text, model and status."""
+    body = json.loads(recordings.response("openai", "responses_create"))
+    message = body["output"][0]
+    message["content"][0]["text"] = text
+    body.update(model=model, status=status)
+    if status != "completed":
+        body.update(output=[], usage=None)
+    return body
 
 
 def stream_frames(text: str = TEXT, *, pieces: int = 3) -> list[bytes]:

@@ -1,9 +1,10 @@
 """``POST /v1/completions`` (legacy text completions) is routed by model like chat and passed
 through to OpenAI-compatible backends; every other backend kind answers 400 naming itself.
 
-The fake upstream answers like OpenAI's documented ``/v1/completions`` examples (no recording
-of that endpoint exists in ``tests/fixtures/recorded``): a ``text_completion`` object, or SSE
-chunks with a usage-only last chunk when the request asks for ``stream_options.include_usage``.
+The fake upstream answers with OpenAI's documented ``/v1/completions`` example (kept with the
+recordings as ``openai/completions_create``, marked documented, not live): a
+``text_completion`` object, or SSE chunks with a usage-only last chunk when the request asks
+for ``stream_options.include_usage``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import pytest
 from aiohttp import web
 
 from tests.conftest import route_for
+from tests.fakes import recordings
 from tests.fakes.server import reply_stream
 
 MODEL = "gpt-3.5-turbo-instruct"
@@ -24,15 +26,9 @@ TEXTS = ["\n\nThis", " is", " indeed", " a", " test"]
 
 
 def completion_answer(model: str) -> dict:
-    return {
-        "id": "cmpl-uqkvlQyYK7bGYrRHQ0eXlWi7",
-        "object": "text_completion",
-        "created": 1589478378,
-        "model": model,
-        "system_fingerprint": "fp_44709d6fcb",
-        "choices": [{"text": "".join(TEXTS), "index": 0, "logprobs": None, "finish_reason": "length"}],
-        "usage": USAGE,
-    }
+    """OpenAI's documented example answer (``tests/fixtures/recorded/openai/completions_create``),
+    for ``model``."""
+    return {**json.loads(recordings.response("openai", "completions_create")), "model": model}
 
 
 def stream_frames(model: str, include_usage: bool) -> list[bytes]:

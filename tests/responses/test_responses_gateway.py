@@ -267,7 +267,7 @@ def test_anthropic_errors_come_back_in_openai_shape(anthropic_backend):
 
 def test_create_passes_the_bytes_through_and_accounts_usage(native_backend):
     gateway, fake = native_backend
-    upstream = json.dumps(fake_responses.response_body()).encode()
+    upstream = recordings.response("openai", "responses_create")  # the documented example
     fake.on("POST", "/v1/responses", fake_responses.answer(upstream))
     body = b'{"model": "gpt-4o", "input": "Tell me a bedtime story.", "tools": [{"type": "web_search"}]}'
 
@@ -286,7 +286,7 @@ def test_create_passes_the_bytes_through_and_accounts_usage(native_backend):
 
 def test_stream_passes_the_events_through(native_backend):
     gateway, fake = native_backend
-    frames = fake_responses.stream_frames()
+    frames = recordings.sse_frames(recordings.response("openai", "responses_stream_text"))
     fake.on("POST", "/v1/responses", fake_responses.streamed(frames))
 
     with httpx.stream(
