@@ -175,25 +175,22 @@ def gateway_command(args) -> list[str]:
     return [found]
 
 
-def start_gateway(
-    children: Children, args, *, fake_port: int, data_dir: Path, cpu: int | None, log, redis_url: str = ""
-):
-    port = _free_port()
+def gateway_env() -> dict[str, str]:
+    """The environment of a benched gateway: a private SQLite database, no Redis, no auth, so
+    only the hot path is measured."""
     env = dict(os.environ)
-    # A private SQLite database, no Redis, no auth: only the hot path is measured.
     for name in ("DATABASE_URL", "REDIS_URL", "ELDRIC_MASTER_KEY", "ELDRIC_DATA_DIR"):
         env.pop(name, None)
     env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
     # The gateway runs from its data dir: the repository stays importable even when the editable
     # install predates an app (its package list is fixed at install time).
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH", "")]))
-    if args.transport:
-        env["ELDRIC_HTTP_TRANSPORT"] = args.transport
-    if args.limited_key:
-        # Only the limiter uses Redis (not Celery or the cache), under a prefix of this run's own.
-        env["ELDRIC_LIMITS_REDIS_URL"] = redis_url
-        env["ELDRIC_LIMITS_REDIS_PREFIX"] = f"eldbench:{os.getpid()}:{port}:"
-    command = [
+    return env
+
+
+def gateway_argv(args, *, cpu: int | None, port: int, data_dir: Path, fake_port: int) -> list[str]:
+    """``eldric-cloudd`` on ``port`` with one backend, the fake provider, and no Celery worker."""
+    return [
         *_pin(cpu),
         *gateway_command(args),
         "--no-worker",
@@ -208,6 +205,20 @@ def start_gateway(
         "--server",
         args.server,
     ]
+
+
+def start_gateway(
+    children: Children, args, *, fake_port: int, data_dir: Path, cpu: int | None, log, redis_url: str = ""
+):
+    port = _free_port()
+    env = gateway_env()
+    if args.transport:
+        env["ELDRIC_HTTP_TRANSPORT"] = args.transport
+    if args.limited_key:
+        # Only the limiter uses Redis (not Celery or the cache), under a prefix of this run's own.
+        env["ELDRIC_LIMITS_REDIS_URL"] = redis_url
+        env["ELDRIC_LIMITS_REDIS_PREFIX"] = f"eldbench:{os.getpid()}:{port}:"
+    command = gateway_argv(args, cpu=cpu, port=port, data_dir=data_dir, fake_port=fake_port)
     process = children.start(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=str(data_dir))
     return process, port
 

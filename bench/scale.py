@@ -90,27 +90,9 @@ def start_fake(setup: Setup, *extra: str):
 def start_gateway(setup: Setup, *, fake_port: int, data_dir: Path, log_path: Path, env_extra: dict[str, str]):
     """One eldric-cloudd as ``bench/run.py`` starts it, plus the scenario's settings."""
     port = bench._free_port()
-    env = dict(os.environ)
-    for name in ("DATABASE_URL", "REDIS_URL", "ELDRIC_MASTER_KEY", "ELDRIC_DATA_DIR"):
-        env.pop(name, None)
-    env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH", "")]))
+    env = bench.gateway_env()
     env.update(env_extra)
-    command = [
-        *bench._pin(setup.gateway_cpu),
-        *bench.gateway_command(setup.args),
-        "--no-worker",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--data-dir",
-        str(data_dir),
-        "--backends",
-        f"bench:http://127.0.0.1:{fake_port}/v1:sk-bench",
-        "--server",
-        setup.args.server,
-    ]
+    command = bench.gateway_argv(setup.args, cpu=setup.gateway_cpu, port=port, data_dir=data_dir, fake_port=fake_port)
     with log_path.open("w") as log:
         process = setup.children.start(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=str(data_dir))
     bench.wait_for_gateway(process, port, log_path, setup.args.startup_timeout)

@@ -4,14 +4,20 @@ authenticated body in their own error shape, and handing a translated body to th
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
+from backends.providers.base import OpenAIError
 from gateway.asgi_io import RequestRejected, Responder, header, read_body
-from gateway.views import allow_header, authenticate_request, method_not_allowed
+from gateway.proxy import CHAT
+from gateway.views import allow_header, authenticate_request, inference, method_not_allowed, parse_chat
 
 if TYPE_CHECKING:
     from gateway.context import RequestContext
     from gateway.pipeline import Gateway
+
+# A 2xx chat answer the ingress could not translate back: not what the backend claimed.
+UNREADABLE_ANSWER = OpenAIError(502, "the backend's answer could not be read", type="api_error", code="invalid_answer")
 
 
 async def read_authenticated(gw: Gateway, ctx: RequestContext, scope, receive, out: Responder):
@@ -48,3 +54,13 @@ def replaying(body: bytes, receive):
         return await receive()
 
     return replay
+
+
+async def serve_as_chat(gw: Gateway, ctx: RequestContext, scope, receive, out: Responder, *, chat: dict) -> None:
+    """Run the translated ``chat`` request through the chat pipeline (``views.inference``):
+    authentication, allow-lists, limits, routing, failover and accounting, unchanged. ``out``
+    translates the answer back."""
+    body = json.dumps(chat, ensure_ascii=False).encode()
+    await inference(
+        gw, ctx, without_content_length(scope), replaying(body, receive), out, parse=parse_chat, endpoint=CHAT
+    )

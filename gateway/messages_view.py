@@ -38,9 +38,8 @@ from gateway.dialects.anthropic_messages import (
     to_openai_chat,
 )
 from gateway.http import ResponseTooLarge, read_bounded
-from gateway.ingress import read_authenticated, replaying, without_content_length
-from gateway.proxy import CHAT
-from gateway.views import authenticate_request, inference, parse_chat
+from gateway.ingress import UNREADABLE_ANSWER, read_authenticated, serve_as_chat
+from gateway.views import authenticate_request
 
 if TYPE_CHECKING:
     from gateway.context import RequestContext
@@ -86,9 +85,7 @@ class AnthropicResponder(Responder):
             try:
                 message = from_openai_completion(parse_json(body), self.requested_model)
             except (ProviderError, ValueError, TypeError):
-                await self.error(
-                    OpenAIError(502, "the backend's answer could not be read", type="api_error", code="invalid_answer")
-                )
+                await self.error(UNREADABLE_ANSWER)
                 return
             body = json.dumps(message, ensure_ascii=False).encode()
         await self._raw_bytes(status, body, headers, content_type)
@@ -145,12 +142,8 @@ class MessagesIngress:
             return
         answer.requested_model = model
         answer.client_body = body
-        chat_body = json.dumps(chat, ensure_ascii=False).encode()
         try:
-            await inference(
-                gw, ctx, without_content_length(scope), replaying(chat_body, receive), answer, parse=parse_chat,
-                endpoint=CHAT,
-            )  # fmt: skip
+            await serve_as_chat(gw, ctx, scope, receive, answer, chat=chat)
         finally:
             # The backend is chosen inside the proxy: known once it answered (or last failed).
             if dropped and ctx.backend:

@@ -154,7 +154,8 @@ async def _try(
     except ProviderError as exc:
         attempt.outcome = outcomes.REJECTED
         attempt.reason = str(exc)
-        await out.error(OpenAIError(400, str(exc), param=getattr(exc, "param", None), code="invalid_request"))
+        code = getattr(exc, "code", "invalid_request")
+        await out.error(OpenAIError(400, str(exc), param=getattr(exc, "param", None), code=code))
         return
     strip_usage = False
     if ctx.stream and provider.passthrough and flavour_for(route.name, route.url) not in NO_STREAM_OPTIONS:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from backends.providers.base import InvalidRequestError, OpenAIError, ProviderError, parse_json
 from gateway import routing
 from gateway.asgi_io import JSON, RequestRejected, Responder
-from gateway.dialects.anthropic_messages import DroppedFieldLog as MessagesDroppedFieldLog
+from gateway.dialects.anthropic_messages import DroppedFieldLog
 from gateway.dialects.openai_responses_answer import ResponseShell, from_chat_completion
 from gateway.dialects.openai_responses_native import ResponsesNative
 from gateway.dialects.openai_responses_request import (
@@ -37,9 +37,8 @@ from gateway.dialects.openai_responses_request import (
     validate_responses,
 )
 from gateway.dialects.openai_responses_stream import ChatToResponsesStream
-from gateway.ingress import read_authenticated, replaying, without_content_length
-from gateway.proxy import CHAT
-from gateway.views import inference, parse_chat, parse_object
+from gateway.ingress import UNREADABLE_ANSWER, read_authenticated, serve_as_chat
+from gateway.views import parse_object
 
 if TYPE_CHECKING:
     from gateway.context import RequestContext
@@ -54,27 +53,14 @@ PLACEHOLDER_MESSAGES = [{"role": "user", "content": ""}]
 STREAM_ERROR_EVENT = b"event: error\ndata: "
 
 
-class DroppedFieldLog(MessagesDroppedFieldLog):
-    """Each Responses field a translation dropped, logged once per (backend, field)."""
-
-    def note(self, backend: str, fields) -> None:
-        fresh = sorted(field for field in fields if (backend, field) not in self._seen)
-        if not fresh:
-            return
-        if len(self._seen) < self.limit:
-            self._seen.update((backend, field) for field in fresh)
-        logger.warning(
-            "responses ingress: backend %s cannot take these Responses fields, dropped: %s", backend, ", ".join(fresh)
-        )
-
-
 def speaks_responses(route) -> bool:
     return route.kind == "openai_compatible" and getattr(route, "responses_api", False)
 
 
 class _Refusing:
     """The adapter for an attempt that cannot be made: its backend would need a translation
-    the request does not allow. The proxy answers its ``InvalidRequestError`` with a 400."""
+    the request does not allow. The proxy answers its ``InvalidRequestError`` with a 400 that
+    keeps the refusal's message, ``param`` and ``code``."""
 
     passthrough = False
     reads_own_usage = False
@@ -83,7 +69,8 @@ class _Refusing:
         self.refusal = refusal
 
     def chat_request(self, route, payload: dict, body: bytes):
-        raise InvalidRequestError(self.refusal.message, self.refusal.param)
+        refusal = self.refusal
+        raise InvalidRequestError(refusal.message, refusal.param, code=refusal.code or "invalid_request")
 
 
 class ResponsesResponder(Responder):
@@ -109,12 +96,6 @@ class ResponsesResponder(Responder):
             return ResponsesNative(self.native_body)
         return _Refusing(self.refusal) if self.refusal is not None else None
 
-    async def error(self, error: OpenAIError, headers: list[tuple[bytes, bytes]] | None = None) -> None:
-        refusal = self.refusal
-        if refusal is not None and error.status == 400 and error.message == refusal.message:
-            error = refusal  # the proxy's 400 for a refused attempt, with the refusal's own code
-        await super().error(error, headers)
-
     async def bytes(
         self, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None, content_type: bytes = JSON
     ) -> None:
@@ -122,9 +103,7 @@ class ResponsesResponder(Responder):
             try:
                 response = from_chat_completion(parse_json(body), self.shell)
             except (ProviderError, ValueError, TypeError):
-                await self.error(
-                    OpenAIError(502, "the backend's answer could not be read", type="api_error", code="invalid_answer")
-                )
+                await self.error(UNREADABLE_ANSWER)
                 return
             self._stored(response["output"])
             body = json.dumps(response, ensure_ascii=False).encode()
@@ -170,7 +149,7 @@ class ResponsesIngress:
 
     def __init__(self, store: ResponseStore | None = None, dropped_log: DroppedFieldLog | None = None) -> None:
         self.store = store
-        self.dropped_log = dropped_log or DroppedFieldLog()
+        self.dropped_log = dropped_log or DroppedFieldLog(ingress="responses", protocol="Responses")
 
     async def create(self, gw: Gateway, ctx: RequestContext, scope, receive, answer: ResponsesResponder) -> None:
         body = await read_authenticated(gw, ctx, scope, receive, answer)
@@ -183,7 +162,7 @@ class ResponsesIngress:
             await answer.error(rejected.error)
             return
         except ResponsesRequestError as refused:
-            await answer.error(invalid(refused))
+            await answer.error(refusal_error(refused))
             return
         ctx.model = model
         organisation = ctx.principal.organisation or "default"
@@ -201,7 +180,7 @@ class ResponsesIngress:
             try:
                 chat = to_openai_chat(payload, history, dropped)
             except ResponsesRequestError as refused:
-                refusal = invalid(refused)
+                refusal = refusal_error(refused)
         if refusal is not None:
             # Only a backend that serves the Responses API itself may still take the request.
             plan = routing.plan(gw.routing_for(ctx), model, gw.breakers)
@@ -214,12 +193,8 @@ class ResponsesIngress:
         store = self.store
         if store is not None and store.enabled and payload.get("store") is not False:
             answer.on_output = _saver(store, answer.shell.id, organisation, model, history + input_items(payload))
-        chat_body = json.dumps(chat, ensure_ascii=False).encode()
         try:
-            await inference(
-                gw, ctx, without_content_length(scope), replaying(chat_body, receive), answer, parse=parse_chat,
-                endpoint=CHAT,
-            )  # fmt: skip
+            await serve_as_chat(gw, ctx, scope, receive, answer, chat=chat)
         finally:
             if dropped and ctx.backend and not answer.passthrough:
                 self.dropped_log.note(ctx.backend, dropped)
@@ -256,7 +231,7 @@ class ResponsesIngress:
         return history_of(stored), None
 
 
-def invalid(refused: ResponsesRequestError) -> OpenAIError:
+def refusal_error(refused: ResponsesRequestError) -> OpenAIError:
     return OpenAIError(400, str(refused), param=refused.param, code="invalid_request")
 
 

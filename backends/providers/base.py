@@ -118,11 +118,13 @@ class InvalidRequestError(ProviderError):
 
     ``param`` is the dotted path of the offending field, as OpenAI names it
     (``tools``, ``messages[2].content[0].image_url``), or None when no single field is to blame.
+    ``code`` is the error's ``code`` in the answer.
     """
 
-    def __init__(self, message: str, param: str | None = None) -> None:
+    def __init__(self, message: str, param: str | None = None, *, code: str = "invalid_request") -> None:
         super().__init__(message)
         self.param = param
+        self.code = code
 
 
 def clean_text(value) -> str:
@@ -275,6 +277,18 @@ def parse_json(body: bytes):
         return json.loads(body)
     except RecursionError:
         raise ValueError("JSON nested too deeply") from None
+
+
+def answer_object(body: bytes) -> dict:
+    """A relayed answer's JSON object, for reading its usage; ``ValueError`` when it is not one
+    (a 2xx that is not what it claims: an HTML page, a truncated body)."""
+    try:
+        data = parse_json(body)
+    except TypeError:
+        raise ValueError("not JSON") from None
+    if not isinstance(data, dict):
+        raise ValueError("not a JSON object")
+    return data
 
 
 def generic_error(status: int, body: bytes, headers: dict[str, str] | None = None) -> OpenAIError:

@@ -61,8 +61,11 @@ class DroppedFieldLog:
     ``limit`` caps it anyway against clients that invent top-level field names.
     """
 
-    def __init__(self, limit: int = 10_000) -> None:
+    def __init__(self, limit: int = 10_000, *, ingress: str = "messages", protocol: str = "Anthropic") -> None:
         self.limit = limit
+        # Named in the warning: "<ingress> ingress: backend b cannot take these <protocol> fields".
+        self.ingress = ingress
+        self.protocol = protocol
         self._seen: set[tuple[str, str]] = set()
 
     def note(self, backend: str, fields) -> None:
@@ -72,5 +75,9 @@ class DroppedFieldLog:
         if len(self._seen) < self.limit:
             self._seen.update((backend, field) for field in fresh)
         logger.warning(
-            "messages ingress: backend %s cannot take these Anthropic fields, dropped: %s", backend, ", ".join(fresh)
+            "%s ingress: backend %s cannot take these %s fields, dropped: %s",
+            self.ingress,
+            backend,
+            self.protocol,
+            ", ".join(fresh),
         )

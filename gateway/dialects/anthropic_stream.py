@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import json
 
-from backends.providers.base import OpenAIError, clean_text
+from backends.providers.base import OpenAIError
 from gateway.dialects.anthropic_answer import (
     anthropic_error_event,
     anthropic_usage,
     message_id,
     stop_reason,
 )
-from gateway.dialects.chat_stream import ChatChunkReader
+from gateway.dialects.chat_stream import ChatChunkReader, text_of
 
 # The first form of a text or thinking block, as Anthropic starts them.
 EMPTY_BLOCKS = {"text": {"type": "text", "text": ""}, "thinking": {"type": "thinking", "thinking": "", "signature": ""}}
@@ -41,7 +41,6 @@ class OpenAIToAnthropicStream(ChatChunkReader):
     def __init__(self, requested_model: str) -> None:
         super().__init__()
         self.model = requested_model
-        self.usage: dict | None = None
         self._started = False
         self._next_index = 0
         # The open block: ("text" | "thinking" | "tool", OpenAI tool index or None), Anthropic index.
@@ -58,37 +57,20 @@ class OpenAIToAnthropicStream(ChatChunkReader):
         return out
 
     # --- chunks -------------------------------------------------------------------------------
-    def _chunk(self, chunk, out: list[bytes]) -> None:
-        if not isinstance(chunk, dict):
-            return
-        if "error" in chunk and chunk.get("error") is not None:
-            self._upstream_error(chunk["error"], out)
-            return
-        self._start(chunk, out)
-        if isinstance(chunk.get("usage"), dict):
-            self.usage = chunk["usage"]
-        choices = chunk.get("choices")
-        choice = choices[0] if isinstance(choices, list) and choices else None
-        if not isinstance(choice, dict):
-            return
-        delta = choice.get("delta") if isinstance(choice.get("delta"), dict) else {}
-        for key in ("reasoning_content", "reasoning"):
-            if _text(delta.get(key)):
-                self._text_delta("thinking", delta[key], out)
-                break
-        if _text(delta.get("content")):
-            self._text_delta("text", delta["content"], out)
+    def _reasoning_delta(self, text: str, out: list[bytes]) -> None:
+        self._text_delta("thinking", text, out)
+
+    def _content_delta(self, text: str, out: list[bytes]) -> None:
+        self._text_delta("text", text, out)
+
+    def _other_delta(self, delta: dict, out: list[bytes]) -> None:
         blocks = delta.get("thinking_blocks")
         for block in blocks if isinstance(blocks, list) else ():
             if isinstance(block, dict):
                 self._thinking_block(block, out)
-        calls = delta.get("tool_calls")
-        for position, call in enumerate(calls if isinstance(calls, list) else ()):
-            if isinstance(call, dict):
-                self._tool_delta(call, position, out)
-        if isinstance(choice.get("finish_reason"), str) and choice["finish_reason"]:
-            self._finish = choice["finish_reason"]
-            self._close_block(out)
+
+    def _finished(self, out: list[bytes]) -> None:
+        self._close_block(out)
 
     def _start(self, chunk: dict, out: list[bytes]) -> None:
         if self._started:
@@ -130,7 +112,7 @@ class OpenAIToAnthropicStream(ChatChunkReader):
 
     def _thinking_block(self, block: dict, out: list[bytes]) -> None:
         """A signed or redacted thinking block (from an Anthropic adapter's stream): keep it replayable."""
-        if block.get("type") == "thinking" and _text(block.get("signature")):
+        if block.get("type") == "thinking" and text_of(block.get("signature")):
             if self._open != ("thinking", None):
                 self._open_block(("thinking", None), dict(EMPTY_BLOCKS["thinking"]), out)
             delta = {"type": "signature_delta", "signature": block["signature"]}
@@ -138,7 +120,7 @@ class OpenAIToAnthropicStream(ChatChunkReader):
                 event("content_block_delta", {"type": "content_block_delta", "index": self._open_index, "delta": delta})
             )
             self._close_block(out)
-        elif block.get("type") == "redacted_thinking" and _text(block.get("data")):
+        elif block.get("type") == "redacted_thinking" and text_of(block.get("data")):
             self._open_block(("redacted_thinking", None), {"type": "redacted_thinking", "data": block["data"]}, out)
             self._close_block(out)
 
@@ -150,13 +132,13 @@ class OpenAIToAnthropicStream(ChatChunkReader):
         if tool not in self._tools:
             block = {
                 "type": "tool_use",
-                "id": _text(call.get("id")) or f"toolu_{self._next_index}",
-                "name": _text(function.get("name")),
+                "id": text_of(call.get("id")) or f"toolu_{self._next_index}",
+                "name": text_of(function.get("name")),
                 "input": {},
             }
             self._tools[tool] = self._open_block(("tool", tool), block, out)
             self._saw_tool = True
-        arguments = _text(function.get("arguments"))
+        arguments = text_of(function.get("arguments"))
         if arguments:
             # Arguments for a tool whose block already closed (interleaved upstream deltas) still
             # name its index: Anthropic's SDKs accumulate by index.
@@ -177,18 +159,6 @@ class OpenAIToAnthropicStream(ChatChunkReader):
         out.append(event("message_stop", {"type": "message_stop"}))
         self._ended = True
 
-    def _upstream_error(self, inner, out: list[bytes]) -> None:
-        message = inner.get("message") if isinstance(inner, dict) else inner
-        status = 500
-        if isinstance(inner, dict) and isinstance(inner.get("code"), int) and 400 <= inner["code"] <= 599:
-            status = inner["code"]
-        text = clean_text(message) if isinstance(message, str) else ""
-        self._fail(OpenAIError(status, text or "the backend reported an error mid-stream"), out)
-
     def _fail(self, error: OpenAIError, out: list[bytes]) -> None:
         out.append(anthropic_error_event(error))
         self._ended = True
-
-
-def _text(value) -> str:
-    return value if isinstance(value, str) else ""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from backends.providers.base import UpstreamRequest, bearer_headers, parse_json
+from backends.providers.base import UpstreamRequest, answer_object, bearer_headers, parse_json
 from backends.providers.openai_compatible import OpenAICompatibleProvider
 from backends.providers.shapes import count
 
@@ -55,13 +55,7 @@ class ResponsesNative(OpenAICompatibleProvider):
         return body
 
     def answer_usage(self, body: bytes) -> dict | None:
-        try:
-            data = parse_json(body)
-        except TypeError:
-            raise ValueError("not JSON") from None
-        if not isinstance(data, dict):
-            raise ValueError("not a JSON object")
-        return chat_usage(data.get("usage"))
+        return chat_usage(answer_object(body).get("usage"))
 
     def stream_translator(self, route, payload: dict) -> NativeResponsesStream:
         return NativeResponsesStream()

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import json
 
-from backends.providers.base import OpenAIError, clean_text
-from gateway.dialects.chat_stream import ChatChunkReader
+from backends.providers.base import OpenAIError
+from gateway.dialects.chat_stream import ChatChunkReader, text_of
 from gateway.dialects.openai_responses_answer import (
     INCOMPLETE,
     ResponseShell,
@@ -36,11 +36,11 @@ class ChatToResponsesStream(ChatChunkReader):
     for the store and the gateway's accounting; ``completed`` says whether it ended well."""
 
     answer_noun = "response"
+    upstream_error_status = 502
 
     def __init__(self, shell: ResponseShell) -> None:
         super().__init__()
         self.shell = shell
-        self.usage: dict | None = None
         self.output: list[dict] = []
         self.completed = False
         self._sequence = 0
@@ -60,40 +60,21 @@ class ChatToResponsesStream(ChatChunkReader):
         self._sequence += 1
         out.append(b"event: " + name.encode() + b"\ndata: " + json.dumps(data, ensure_ascii=False).encode() + b"\n\n")
 
-    def _start(self, out: list[bytes]) -> None:
+    def _start(self, chunk: dict, out: list[bytes]) -> None:
         if self._started:
             return
         self._started = True
         self._event("response.created", {"response": self.shell.response("in_progress", [])}, out)
         self._event("response.in_progress", {"response": self.shell.response("in_progress", [])}, out)
 
-    def _chunk(self, chunk, out: list[bytes]) -> None:
-        if not isinstance(chunk, dict):
-            return
-        if chunk.get("error") is not None:
-            self._upstream_error(chunk["error"], out)
-            return
-        self._start(out)
-        if isinstance(chunk.get("usage"), dict):
-            self.usage = chunk["usage"]
-        choices = chunk.get("choices")
-        choice = choices[0] if isinstance(choices, list) and choices else None
-        if not isinstance(choice, dict):
-            return
-        delta = choice.get("delta") if isinstance(choice.get("delta"), dict) else {}
-        for key in ("reasoning_content", "reasoning"):
-            if _text(delta.get(key)):
-                self._text_delta("reasoning", delta[key], out)
-                break
-        if _text(delta.get("content")):
-            self._text_delta("message", delta["content"], out)
-        calls = delta.get("tool_calls")
-        for position, call in enumerate(calls if isinstance(calls, list) else ()):
-            if isinstance(call, dict):
-                self._tool_delta(call, position, out)
-        if isinstance(choice.get("finish_reason"), str) and choice["finish_reason"]:
-            self._finish = choice["finish_reason"]
-            self._close_item(out)
+    def _reasoning_delta(self, text: str, out: list[bytes]) -> None:
+        self._text_delta("reasoning", text, out)
+
+    def _content_delta(self, text: str, out: list[bytes]) -> None:
+        self._text_delta("message", text, out)
+
+    def _finished(self, out: list[bytes]) -> None:
+        self._close_item(out)
 
     def _open_item(self, kind, item: dict, out: list[bytes]) -> None:
         self._close_item(out)
@@ -127,12 +108,12 @@ class ChatToResponsesStream(ChatChunkReader):
             tool = position
         function = call.get("function") if isinstance(call.get("function"), dict) else {}
         if tool not in self._tools:
-            call_id = _text(call.get("id")) or new_id("call")
-            item = function_call_item(new_id("fc"), call_id, _text(function.get("name")), "", status="in_progress")
+            call_id = text_of(call.get("id")) or new_id("call")
+            item = function_call_item(new_id("fc"), call_id, text_of(function.get("name")), "", status="in_progress")
             self._open_item(("tool", tool), item, out)
             self._tools[tool] = (self._open_index, item["id"], call_id, item["name"], [])
         index, item_id, _, _, parts = self._tools[tool]
-        arguments = _text(function.get("arguments"))
+        arguments = text_of(function.get("arguments"))
         if arguments:
             parts.append(arguments)
             delta = {"item_id": item_id, "output_index": index, "delta": arguments}
@@ -167,7 +148,7 @@ class ChatToResponsesStream(ChatChunkReader):
 
     # --- ends ---------------------------------------------------------------------------------
     def _complete(self, out: list[bytes]) -> None:
-        self._start(out)
+        self._start({}, out)
         self._close_item(out)
         usage = responses_usage(self.usage)
         reason = INCOMPLETE.get(self._finish)
@@ -180,13 +161,8 @@ class ChatToResponsesStream(ChatChunkReader):
         self.completed = True
         self._ended = True
 
-    def _upstream_error(self, inner, out: list[bytes]) -> None:
-        message = inner.get("message") if isinstance(inner, dict) else inner
-        text = clean_text(message) if isinstance(message, str) else ""
-        self._fail(OpenAIError(502, text or "the backend reported an error mid-stream"), out)
-
     def _fail(self, error: OpenAIError, out: list[bytes]) -> None:
-        self._start(out)
+        self._start({}, out)
         body = error.as_dict()["error"]
         code = body["code"] if isinstance(body["code"], str) else body["type"]
         self._event("error", {"code": code, "message": body["message"], "param": body["param"]}, out)
@@ -194,7 +170,3 @@ class ChatToResponsesStream(ChatChunkReader):
         failed["error"] = {"code": "server_error", "message": body["message"]}
         self._event("response.failed", {"response": failed}, out)
         self._ended = True
-
-
-def _text(value) -> str:
-    return value if isinstance(value, str) else ""

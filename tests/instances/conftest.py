@@ -2,32 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
-import uuid
-
 import pytest
 
 from tests.cli_process import GatewayProcess
-from tests.conftest import service_missing
-from tests.e2e.conftest import PG_DSN
+from tests.e2e.conftest import fresh_postgres_database
 
 ADMIN_TOKEN = "eldadm_instances-test-0123456789abcdef"
 
 
 @pytest.fixture(scope="module")
 def shared_database():
-    import psycopg
-
-    try:
-        admin = psycopg.connect(PG_DSN, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError:
-        service_missing("PostgreSQL on 127.0.0.1:5432")
-    name = f"eldric_instances_{uuid.uuid4().hex[:10]}"
-    admin.execute(f'CREATE DATABASE "{name}"')
-    yield f"postgres://postgres@127.0.0.1:5432/{name}"
-    with contextlib.suppress(psycopg.Error):
-        admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-    admin.close()
+    with fresh_postgres_database("eldric_instances") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -70,6 +70,18 @@ async def eventually(predicate, what: str, timeout: float = 2.0):
     raise AssertionError(f"{what}: not within {timeout}s")
 
 
+async def first_lease(*instances, backend: str = "up", timeout: float = 2.0):
+    """The first lease any of ``instances`` grants for ``backend`` (asked in turn), or None."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for instance in instances:
+            lease = instance.board.acquire(backend)
+            if lease is not None:
+                return lease
+        await asyncio.sleep(0.02)
+    return None
+
+
 @contextlib.asynccontextmanager
 async def deployment(prefix: str, count: int = 2, **kwargs):
     instances = [Instance(f"i{n}", prefix, **kwargs) for n in range(count)]
@@ -137,11 +149,7 @@ async def test_a_failed_trial_opens_the_circuit_everywhere_again(prefix):
     async with deployment(prefix, cooldown=0.3) as (a, b):
         a.fail("up")
         await eventually(lambda: b.board.state("up") == HALF_OPEN and a.board.state("up") == HALF_OPEN, "half-open")
-        lease = None
-        deadline = time.monotonic() + 2
-        while lease is None and time.monotonic() < deadline:
-            lease = a.board.acquire("up") or b.board.acquire("up")
-            await asyncio.sleep(0.02)
+        lease = await first_lease(a, b)
         assert lease is not None and lease.is_trial
         owner = a if a.board.circuit("up").trial is lease else b
         other = b if owner is a else a
@@ -199,11 +207,7 @@ async def test_a_trial_abandoned_without_a_verdict_lets_another_instance_try_soo
     async with deployment(prefix, cooldown=0.3) as (a, b):
         a.fail("up")
         await eventually(lambda: b.board.state("up") == HALF_OPEN and a.board.state("up") == HALF_OPEN, "half-open")
-        lease = None
-        deadline = time.monotonic() + 2
-        while lease is None and time.monotonic() < deadline:
-            lease = a.board.acquire("up") or b.board.acquire("up")
-            await asyncio.sleep(0.02)
+        lease = await first_lease(a, b)
         assert lease is not None and lease.is_trial
         other = b if a.board.circuit("up").trial is not lease else a
         await asyncio.sleep(0.3)  # the claim is extended for the trial
@@ -374,11 +378,7 @@ async def test_a_trial_still_running_from_an_earlier_opening_does_not_block_the_
     async with deployment(prefix, cooldown=0.3) as (a, b):
         a.fail("up")
         await eventually(lambda: a.board.state("up") == HALF_OPEN and b.board.state("up") == HALF_OPEN, "half-open")
-        stale = None
-        deadline = time.monotonic() + 2
-        while stale is None and time.monotonic() < deadline:
-            stale = a.board.acquire("up")
-            await asyncio.sleep(0.02)
+        stale = await first_lease(a)
         assert stale is not None and stale.is_trial
         await asyncio.sleep(0.3)  # A's claim is extended for its (hanging) trial
 

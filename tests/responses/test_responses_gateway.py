@@ -315,6 +315,19 @@ def test_passthrough_errors_keep_their_status(native_backend):
     assert failed.value.body["code"] == "rate_limit_exceeded"
 
 
+def test_a_passthrough_error_that_echoes_the_backend_key_does_not_reach_the_client(native_backend):
+    gateway, fake = native_backend
+    echoed = {"error": {"message": "Incorrect API key provided: sk-test-key-0001.", "type": "invalid_request_error"}}
+    fake.on("POST", "/v1/responses", reply_json(echoed, status=401))
+
+    answer = httpx.post(
+        f"{gateway.url}/v1/responses", json={"model": MODEL, "input": "hi"}, headers={"authorization": "Bearer k"}
+    )
+
+    assert answer.status_code == 401
+    assert "sk-test-key-0001" not in answer.text and "Incorrect API key provided" in answer.json()["error"]["message"]
+
+
 def test_a_dropped_field_is_logged_once_per_backend(chat_backend, caplog):
     gateway, fake = chat_backend
     fake.on("POST", "/v1/chat/completions", reply_bytes(recordings.response("openai", "chat_text")))
@@ -359,6 +372,24 @@ def test_a_request_only_a_responses_backend_can_take_is_refused_on_failover(gate
 
     assert refused.value.body["param"] == "tools[0]"
     assert chat.received == []
+
+
+def test_a_refusal_on_failover_keeps_its_own_code(gateway, fake_provider):
+    # The store is off: only the Responses backend, which keeps its own ids, could continue the
+    # conversation; when it fails, the chat backend's attempt is refused with the store's code.
+    native = fake_provider("openai")
+    chat = fake_provider("vllm")
+    gateway.route((route_for(native, responses_api=True, priority=1), [MODEL]), (route_for(chat, priority=2), [MODEL]))
+    native.on(
+        "POST", "/v1/responses", reply_json({"error": {"message": "overloaded", "type": "server_error"}}, status=503)
+    )
+
+    with pytest.raises(openai.BadRequestError) as refused:
+        sdk(gateway).responses.create(model=MODEL, input="and then?", previous_response_id="resp_earlier")
+
+    assert refused.value.body["code"] == "responses_store_disabled"
+    assert refused.value.body["param"] == "previous_response_id"
+    assert len(native.requests_to("/v1/responses")) == 1 and chat.received == []
 
 
 def test_a_stream_cut_by_the_upstream_ends_in_a_failed_response(chat_backend):

@@ -12,7 +12,7 @@ from __future__ import annotations
 from backends.providers.anthropic import AnthropicProvider, anthropic_headers
 from backends.providers.anthropic.response import usage
 from backends.providers.anthropic.stream import AnthropicStream
-from backends.providers.base import UpstreamRequest, parse_json
+from backends.providers.base import UpstreamRequest, answer_object
 
 # Sent when the upstream's stream stops before ``message_stop``: the client must not take a
 # cut stream for a whole answer.
@@ -39,13 +39,7 @@ class AnthropicNative(AnthropicProvider):
     def answer_usage(self, body: bytes) -> dict:
         """OpenAI-shaped usage of an Anthropic answer (the gateway's accounting reads OpenAI's).
         Raises ValueError when the answer is not a JSON object: a 2xx that is not what it claims."""
-        try:
-            data = parse_json(body)
-        except TypeError:
-            raise ValueError("not JSON") from None
-        if not isinstance(data, dict):
-            raise ValueError("not a JSON object")
-        return usage(data.get("usage"))
+        return usage(answer_object(body).get("usage"))
 
     def stream_translator(self, route, payload: dict) -> NativeStream:
         return NativeStream(payload)
