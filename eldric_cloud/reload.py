@@ -234,7 +234,10 @@ class ConfigReloader:
             signalled = self._wake.wait(self.poll_seconds)
             if self._stop.is_set():
                 return
-            self._wake.clear()
+            if signalled:
+                # Cleared only when seen: a SIGHUP landing just after a timed-out wait stays
+                # set for the next turn instead of being swallowed by a file-change reload.
+                self._wake.clear()
             reason = "SIGHUP" if signalled else self._file_changed()
             if reason is None:
                 continue

@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import signal
+import threading
 import time
 
 import pytest
@@ -188,3 +189,34 @@ def test_sighup_wakes_the_watcher_which_reloads_off_the_signal_handler(caplog):
     finally:
         reloader.stop()
         signal.signal(signal.SIGHUP, previous)
+
+
+class _SignalJustAfterTimeout(threading.Event):
+    """The watcher's wake event, with a SIGHUP landing right after its first wait timed out:
+    the window a reload racing a file change used to fall into."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._fired = False
+
+    def wait(self, timeout=None) -> bool:
+        woke = super().wait(timeout)
+        if not woke and not self._fired:
+            self._fired = True
+            self.set()
+        return woke
+
+
+def test_a_sighup_landing_as_the_watcher_times_out_still_reloads(caplog):
+    reloader = reloader_for([])
+    reloader.poll_seconds = 0.05
+    reloader._wake = _SignalJustAfterTimeout()
+    caplog.set_level(logging.INFO, logger="eldric_cloud.reload")
+    try:
+        reloader.watch()
+        deadline = time.monotonic() + 5
+        while "nothing to reload" not in caplog.text and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert "config reload (SIGHUP)" in caplog.text
+    finally:
+        reloader.stop()
