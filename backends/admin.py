@@ -1,9 +1,12 @@
+from datetime import timedelta
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
 from django.db.models import Count
 from django.http import HttpResponse
 from django.template.response import TemplateResponse
+from django.utils import timezone
 from django.utils.html import format_html
 from rest_framework import serializers
 
@@ -17,7 +20,7 @@ from backends.models import (
     GatewaySettings,
     WorkerIdentity,
 )
-from backends.selectors import backend_live, backend_routable
+from backends.selectors import backend_live, backend_routable, instance_describe
 from backends.serializers import validate_headers, validate_instances, validate_upstream_url
 from backends.status import STATUSES, backend_status
 from backends.url_policy import UrlDenied
@@ -33,6 +36,10 @@ HEALTH_COLOURS = {
     "auth_failed": STATUSES["auth_failed"][1],
     "unknown": STATUSES["unknown"][1],
 }
+
+
+def _figure(value) -> str:
+    return "-" if value is None else str(value)
 
 
 def coloured(text: str, colour: str, title: str = ""):
@@ -383,23 +390,87 @@ class WorkerIdentityAdmin(admin.ModelAdmin):
     list_display = [
         "instance",
         "worker_id",
+        "live",
+        "uptime",
+        "load",
+        "controller",
         "default_backend",
         "health_interval_ms",
-        "controller_url",
         "last_seen_at",
-        "created_at",
     ]
     fields = [
         "instance",
         "worker_id",
+        "live",
+        "uptime",
+        "load",
+        "process",
+        "controller",
         "default_backend",
         "health_interval_ms",
         "controller_url",
         "last_seen_at",
         "created_at",
     ]
-    readonly_fields = ["instance", "worker_id", "last_seen_at", "created_at"]
+    readonly_fields = [name for name in fields if name not in WorkerIdentityForm.Meta.fields]
     form = WorkerIdentityForm
+
+    # What the instance's last heartbeat reported (WorkerIdentity.report), as the dashboard shows it.
+    @staticmethod
+    def _described(obj: WorkerIdentity) -> dict:
+        return instance_describe(obj, now=timezone.now())
+
+    @admin.display(description="Live")
+    def live(self, obj: WorkerIdentity):
+        described = self._described(obj)
+        age = described["heartbeat_age_seconds"]
+        if described["live"]:
+            return coloured(f"live (heartbeat {age:.0f} s ago)", STATUSES["healthy"][1])
+        return coloured("not live" if age is None else f"not live (heartbeat {age:.0f} s ago)", STATUSES["disabled"][1])
+
+    @admin.display(description="Uptime")
+    def uptime(self, obj: WorkerIdentity) -> str:
+        seconds = self._described(obj)["uptime_seconds"]
+        return "-" if seconds is None else str(timedelta(seconds=seconds))
+
+    @admin.display(description="Load")
+    def load(self, obj: WorkerIdentity) -> str:
+        described = self._described(obj)
+        report = described["report"]
+        if not described["live"] or "requests_in_flight" not in report:
+            return "-"
+        return (
+            f"{report['requests_in_flight']} in flight, {report['active_connections']} connections, "
+            f"{_figure(report.get('requests_per_minute'))} req/min, {_figure(report.get('errors_per_minute'))} "
+            f"errors/min, p50 {_figure(report.get('p50_latency_ms'))} ms"
+        )
+
+    @admin.display(description="Process")
+    def process(self, obj: WorkerIdentity) -> str:
+        report = self._described(obj)["report"]
+        if "pid" not in report:
+            return "-"
+        rss = report.get("process_rss_bytes")
+        return (
+            f"eldric-cloudd {report.get('version')} ({report.get('server')}), pid {report['pid']}, "
+            f"CPU {_figure(report.get('process_cpu_percent'))} %, "
+            f"RSS {'-' if rss is None else f'{rss / 1048576:.0f} MB'}, since {report.get('started_at')}"
+        )
+
+    @admin.display(description="Controller")
+    def controller(self, obj: WorkerIdentity):
+        state = self._described(obj)["report"].get("controller")
+        if not isinstance(state, dict) or not state.get("configured"):
+            return "none configured"
+        ok = state.get("state") == "registered"
+        detail = (
+            f"{state.get('url')}; last success {state.get('last_success') or 'never'}; "
+            f"{state.get('consecutive_failures')} consecutive failures"
+        )
+        if state.get("last_error"):
+            detail += f"; last error {state['last_error']} at {state.get('last_error_at')}"
+        colour = STATUSES["healthy" if ok else "unhealthy"][1]
+        return format_html("{} {}", coloured(state.get("state", "unknown"), colour), detail)
 
     # Each instance creates its own row at start-up; deleting it would give the running
     # instance a new cld- id on its next start and lose its settings.

@@ -1,7 +1,11 @@
 """The instance heartbeat: each running eldric-cloudd says it is alive every
 ``ELDRIC_HEARTBEAT_SECONDS`` (30 s), which is what the license's cloud-worker limit counts
 (instances seen in the last ``ELDRIC_INSTANCE_LIVE_SECONDS``, 90 s). The same beat logs the
-license warning while a license is in its grace period or has expired, once a day."""
+license warning while a license is in its grace period or has expired, once a day.
+
+Once serving starts, each beat also stores the process's own report (uptime, load, the
+controller client's state; see ``eldric_cloud.instance_report``) on the instance's row, so
+the admin and the dashboard of every instance sharing the database can show it."""
 
 from __future__ import annotations
 
@@ -53,17 +57,35 @@ class InstanceHeartbeat:
         self.clock = clock
         self.warner = warner or LicenseWarner()
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self._reporter: Callable[[], dict] | None = None
         self.last_beat: datetime | None = None
+
+    def report_with(self, reporter: Callable[[], dict]) -> None:
+        """From now on each beat stores ``reporter()``; beat at once, so the row does not wait
+        a whole interval for its first report."""
+        self._reporter = reporter
+        self._wake.set()
 
     def beat(self) -> None:
         from backends.services import worker_heartbeat
         from orgs.licenses import license_states_get
 
         now = self.clock()
-        worker_heartbeat(instance=self.instance, now=now)
+        worker_heartbeat(instance=self.instance, now=now, report=self._report())
         self.last_beat = now
         self.warner.check(license_states_get().values(), now)
+
+    def _report(self) -> dict | None:
+        if self._reporter is None:
+            return None
+        try:
+            return self._reporter()
+        except Exception:
+            # The beat itself matters more (it is what the license counts): send it without.
+            logger.exception("instance heartbeat: could not gather this instance's report")
+            return None
 
     def start(self) -> InstanceHeartbeat:
         self.beat()
@@ -79,6 +101,7 @@ class InstanceHeartbeat:
         from backends.services import worker_heartbeat_clear
 
         self._stop.set()
+        self._wake.set()
         thread, self._thread = self._thread, None
         if thread is not None:
             thread.join(5)
@@ -94,7 +117,11 @@ class InstanceHeartbeat:
         from django.db import connection
 
         try:
-            while not self._stop.wait(self.interval):
+            while True:
+                self._wake.wait(self.interval)
+                self._wake.clear()
+                if self._stop.is_set():
+                    return
                 try:
                     self.beat()
                 except Exception:

@@ -8,6 +8,7 @@ These are the values the instance's flags or config file set at start-up and on 
 from __future__ import annotations
 
 from django.http import Http404
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
@@ -24,9 +25,41 @@ MAX_HEALTH_INTERVAL_MS = 24 * 3600 * 1000
 
 
 class InstanceOutputSerializer(serializers.ModelSerializer):
+    # As its last heartbeat reported it (selectors.instance_describe), as the dashboard shows it.
+    live = serializers.SerializerMethodField()
+    heartbeat_age_seconds = serializers.SerializerMethodField()
+    uptime_seconds = serializers.SerializerMethodField()
+    report = serializers.SerializerMethodField(help_text="Load, process figures and the controller client's state.")
+
     class Meta:
         model = WorkerIdentity
-        fields = ["instance", "worker_id", "default_backend", "health_interval_ms", "created_at", "last_seen_at"]
+        fields = [
+            "instance",
+            "worker_id",
+            "default_backend",
+            "health_interval_ms",
+            "created_at",
+            "last_seen_at",
+            "live",
+            "heartbeat_age_seconds",
+            "uptime_seconds",
+            "report",
+        ]
+
+    def _described(self, obj: WorkerIdentity) -> dict:
+        return selectors.instance_describe(obj, now=timezone.now())
+
+    def get_live(self, obj: WorkerIdentity) -> bool:
+        return self._described(obj)["live"]
+
+    def get_heartbeat_age_seconds(self, obj: WorkerIdentity) -> float | None:
+        return self._described(obj)["heartbeat_age_seconds"]
+
+    def get_uptime_seconds(self, obj: WorkerIdentity) -> int | None:
+        return self._described(obj)["uptime_seconds"]
+
+    def get_report(self, obj: WorkerIdentity) -> dict:
+        return self._described(obj)["report"]
 
 
 class InstanceUpdateSerializer(UnknownFieldsMixin, serializers.Serializer):

@@ -149,6 +149,9 @@ class WorkerIdentity(models.Model):
     # Bumped by the running instance's heartbeat; instances seen in the last
     # ELDRIC_INSTANCE_LIVE_SECONDS count against the license's cloud-worker limit.
     last_seen_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    # What the running process said of itself at its last beat (``backends.heartbeat``):
+    # start time, load, and its controller client's state. Plain values, never a secret.
+    report = models.JSONField(default=dict, blank=True)
 
     def __str__(self) -> str:
         return self.worker_id

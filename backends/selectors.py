@@ -57,6 +57,34 @@ def instance_settings_read(*, instance: str) -> WorkerIdentity | None:
     return WorkerIdentity.objects.filter(instance=instance).first()
 
 
+def instances_describe(*, now=None) -> list[dict]:
+    """Every instance sharing this database, as ``instance_describe`` gives it."""
+    now = now or timezone.now()
+    return [instance_describe(identity, now=now) for identity in WorkerIdentity.objects.order_by("instance")]
+
+
+def instance_describe(identity: WorkerIdentity, *, now) -> dict:
+    """An instance as its last heartbeat described it: live or not, heartbeat age, uptime now,
+    load and its controller client's state (plain values, nothing secret)."""
+    age = max((now - identity.last_seen_at).total_seconds(), 0.0) if identity.last_seen_at else None
+    live = age is not None and age < settings.ELDRIC_INSTANCE_LIVE_SECONDS
+    report = identity.report if isinstance(identity.report, dict) else {}
+    uptime = report.get("uptime_seconds")
+    return {
+        "instance": identity.instance,
+        "worker_id": identity.worker_id,
+        "default_backend": identity.default_backend,
+        "health_interval_ms": identity.health_interval_ms,
+        "created_at": identity.created_at.isoformat(),
+        "last_seen_at": identity.last_seen_at.isoformat() if identity.last_seen_at else None,
+        "heartbeat_age_seconds": None if age is None else round(age, 1),
+        "live": live,
+        # A stopped instance has no uptime; a live one has run since its report, too.
+        "uptime_seconds": int(uptime + age) if live and isinstance(uptime, int | float) else None,
+        "report": report,
+    }
+
+
 def health_intervals_get() -> dict[str, int]:
     """instance name -> its health interval (ms)."""
     return dict(WorkerIdentity.objects.values_list("instance", "health_interval_ms"))

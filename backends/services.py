@@ -68,9 +68,13 @@ def routing_version_bump() -> None:
     snapshot_changed_notify("routing")
 
 
-def worker_heartbeat(*, instance: str, now=None) -> None:
-    """This instance is alive (see ``backends.heartbeat``)."""
-    WorkerIdentity.objects.filter(instance=instance).update(last_seen_at=now or timezone.now())
+def worker_heartbeat(*, instance: str, now=None, report: dict | None = None) -> None:
+    """This instance is alive (see ``backends.heartbeat``), and, with ``report``, what it
+    said of itself (``WorkerIdentity.report``)."""
+    changes = {"last_seen_at": now or timezone.now()}
+    if report is not None:
+        changes["report"] = report
+    WorkerIdentity.objects.filter(instance=instance).update(**changes)
 
 
 def worker_heartbeat_clear(*, instance: str, last_beat=None) -> None:

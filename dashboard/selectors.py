@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.conf import settings
 from django.db.models import Count
 from django.utils import timezone
 
-from backends.models import Backend, DiscoveredModel, WorkerIdentity
-from backends.selectors import backend_routable
+from backends.models import Backend, DiscoveredModel
+from backends.selectors import backend_routable, instances_describe
 from backends.status import STATUSES, backend_status
 from dashboard.traffic_selectors import (
     backend_minutes,
@@ -56,7 +55,7 @@ def dashboard_state(now: datetime | None = None, *, usage: dict | None = None) -
         "traffic": hour_series(rows, now=now),
         "breakdown": traffic_breakdown(rows),
         "usage": usage if usage is not None else usage_tables(today=now.date()),
-        "instances": _instances(now),
+        "instances": instances_describe(now=now),
         # The routing decisions live in the process's memory, not here: the publisher adds them.
         "decisions": None,
     }
@@ -140,23 +139,3 @@ def _models(statuses: dict, routable_now: dict[str, bool]) -> list[dict]:
             else "; ".join(f"{b['name']} is {b['reason'] or b['status']}" for b in entry["backends"])
         )
     return list(catalogue.values())
-
-
-def _instances(now: datetime) -> list[dict]:
-    live_seconds = settings.ELDRIC_INSTANCE_LIVE_SECONDS
-    rows = []
-    for identity in WorkerIdentity.objects.order_by("instance"):
-        age = (now - identity.last_seen_at).total_seconds() if identity.last_seen_at else None
-        rows.append(
-            {
-                "instance": identity.instance,
-                "worker_id": identity.worker_id,
-                "default_backend": identity.default_backend,
-                "health_interval_ms": identity.health_interval_ms,
-                "created_at": identity.created_at.isoformat(),
-                "last_seen_at": identity.last_seen_at.isoformat() if identity.last_seen_at else None,
-                "heartbeat_age_seconds": None if age is None else round(max(age, 0.0), 1),
-                "live": age is not None and age < live_seconds,
-            }
-        )
-    return rows

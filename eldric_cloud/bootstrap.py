@@ -273,12 +273,12 @@ def serve(options, state: StartupState, reloader=None) -> int:
     heartbeat = InstanceHeartbeat(instance=settings.ELDRIC_INSTANCE, interval=settings.ELDRIC_HEARTBEAT_SECONDS)
     heartbeat.start()
     try:
-        return _serve(options, reloader)
+        return _serve(options, reloader, heartbeat)
     finally:
         heartbeat.stop()
 
 
-def _serve(options, reloader) -> int:
+def _serve(options, reloader, heartbeat) -> int:
     from eldric_cloud.server.limits import ServerLimits
     from eldric_cloud.server.listener import bound_socket
 
@@ -293,8 +293,11 @@ def _serve(options, reloader) -> int:
         reloader.install_sighup()
     from eldric_cloud import asgi
     from eldric_cloud.controller.build import controller_client_build
+    from eldric_cloud.instance_report import InstanceReporter
 
     server = None
+    # Daphne's open client connections; under uvicorn, requests in flight stand in for them.
+    connections = (lambda: len(server.http_factory.channels)) if options.server != "uvicorn" else None
     if options.controller_url or settings.ELDRIC_CONTROLLER:
         # Only then: the client's last-minute window observes every request.
         asgi.gateway.controller = controller_client_build(
@@ -302,9 +305,9 @@ def _serve(options, reloader) -> int:
             controller_url=options.controller_url,
             bind_host=options.host,
             port=options.port,
-            # Daphne's open client connections; under uvicorn, requests in flight stand in for them.
-            connections=(lambda: len(server.http_factory.channels)) if options.server != "uvicorn" else None,
+            connections=connections,
         )
+    heartbeat.report_with(InstanceReporter(asgi.gateway, server=options.server, connections=connections))
     if options.server == "uvicorn":
         from eldric_cloud.server.uvicorn_server import run_uvicorn
 

@@ -13,6 +13,7 @@ When the database is away, the aggregate is kept and written at a later flush; p
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 
@@ -20,7 +21,7 @@ from django.conf import settings
 from django.db import connection
 
 from traffic import services
-from traffic.aggregate import Aggregator, Batch
+from traffic.aggregate import Aggregator, Batch, Counters
 from traffic.batching import BatchingObserver
 from traffic.metrics import GatewayMetrics
 
@@ -51,6 +52,17 @@ class TrafficRecorder(BatchingObserver):
         self._failing_since: float | None = None
         self._last_states: dict | None = None
         self._last_states_written = 0.0
+        # Everything counted since start, for the instance heartbeat's load figures: added
+        # to by the flush thread, read by the heartbeat thread, never by a request.
+        self._totals = Counters()
+        self._totals_lock = threading.Lock()
+
+    def totals(self) -> Counters:
+        """A copy of what this process has counted since it started (as of the last flush)."""
+        copy = Counters()
+        with self._totals_lock:
+            copy.add(self._totals)
+        return copy
 
     # --- life cycle ------------------------------------------------------------------------
     def stop(self) -> None:
@@ -93,6 +105,9 @@ class TrafficRecorder(BatchingObserver):
     def _write(self) -> bool:
         batch = self._aggregate()
         self._report_queue_full()
+        with self._totals_lock:
+            for counters in batch.counters.values():
+                self._totals.add(counters)
         try:
             self.metrics.apply(batch)
         except Exception:

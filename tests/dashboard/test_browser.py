@@ -28,7 +28,8 @@ RAW_KEY = "sk-alpha-RAWSECRET-77778888"
 ADDED_KEY = "sk-beta-RAWSECRET-11112222"
 RED = (220, 38, 38)  # STATUSES["unhealthy"] in backends/status.py, #dc2626
 GREEN = (22, 163, 74)  # STATUSES["healthy"], #16a34a
-DEADLINE = 20  # seconds; a 1 s probe interval and a 1 s push make it a few seconds in practice
+DEADLINE = 20  # seconds, for steps the issue sets no bar for; they take a few seconds in practice
+RED_WITHIN = 5  # seconds from the upstream stopping: a 1 s probe interval and a 1 s push
 
 
 def browser():
@@ -84,6 +85,13 @@ def config_row(driver, name: str):
     from selenium.webdriver.common.by import By
 
     rows = driver.find_elements(By.CSS_SELECTOR, f'#eld-config-backends tr[data-backend="{name}"]')
+    return rows[0] if rows else None
+
+
+def instance_row(driver, name: str = "default"):
+    from selenium.webdriver.common.by import By
+
+    rows = driver.find_elements(By.CSS_SELECTOR, f'#eld-instances tr[data-instance="{name}"]')
     return rows[0] if rows else None
 
 
@@ -214,6 +222,7 @@ def test_an_operator_watches_a_backend_go_red_and_green(data_dir):
             "ELDRIC_DASHBOARD_PUSH_SECONDS": "1",
             "ELDRIC_DASHBOARD_USAGE_EVERY_SECONDS": "1",
             "ELDRIC_TRAFFIC_FLUSH_SECONDS": "0.5",
+            "ELDRIC_HEARTBEAT_SECONDS": "1",
         },
     ).start()
     revived = None
@@ -235,9 +244,14 @@ def test_an_operator_watches_a_backend_go_red_and_green(data_dir):
         driver.save_screenshot(str(SCREENSHOTS / "01-healthy.png"))
         loaded_at = driver.execute_script("return performance.timeOrigin")
 
-        # 2. The upstream stops: red, without a reload.
+        # The Instances panel: this instance, live, with the uptime and load its heartbeat reported.
+        wait_until(driver, lambda d: instance_row(d).get_attribute("data-uptime") not in (None, ""), "the uptime")
+        wait_until(driver, lambda d: "in flight" in instance_row(d).text, "the instance's load")
+        wait_until(driver, lambda d: "none configured" in instance_row(d).text, "no controller, said so")
+
+        # 2. The upstream stops: red within 5 s (the issue's bar), without a reload.
         upstream.stop()
-        wait_until(driver, lambda d: status_colour(d, "alpha") == RED, "alpha red")
+        wait_until(driver, lambda d: status_colour(d, "alpha") == RED, "alpha red", timeout=RED_WITHIN)
         wait_until(driver, lambda d: backend_cell(d, "alpha").get_attribute("data-status") == "unhealthy", "unhealthy")
         driver.save_screenshot(str(SCREENSHOTS / "02-unhealthy.png"))
 

@@ -277,12 +277,54 @@
     replaceRows(document.getElementById("eld-decisions"), rows.length ? rows : [row(["No requests yet."])]);
   }
 
+  function duration(seconds) {
+    if (seconds === null || seconds === undefined) return "-";
+    var d = Math.floor(seconds / 86400), h = Math.floor(seconds % 86400 / 3600), m = Math.floor(seconds % 3600 / 60);
+    if (d) return d + " d " + h + " h";
+    if (h) return h + " h " + m + " min";
+    return m ? m + " min " + Math.floor(seconds % 60) + " s" : Math.floor(seconds) + " s";
+  }
+
+  function figure(value, unit) { return value === null || value === undefined ? "-" : value + unit; }
+
+  function instanceLoad(r) {
+    if (r.requests_in_flight === undefined) return "-";
+    return [r.requests_in_flight + " in flight", r.active_connections + " connections",
+      figure(r.requests_per_minute, " req/min"), figure(r.errors_per_minute, " err/min"),
+      "p50 " + ms(r.p50_latency_ms)].join(", ");
+  }
+
+  function instanceMachine(r) {
+    if (r.process_rss_bytes === undefined) return "-";
+    var rss = r.process_rss_bytes === null ? "-" : Math.round(r.process_rss_bytes / 1048576) + " MB";
+    return "CPU " + figure(r.process_cpu_percent, " %") + " (host " + figure(r.cpu_percent, " %") + "), RSS " + rss;
+  }
+
+  // The controller client's state as the instance's last heartbeat reported it.
+  function controllerCell(c) {
+    if (!c || !c.configured) return el("span", "none configured", { "class": "eld-muted" });
+    var ok = c.state === "registered";
+    var badge = statusBadge(ok ? "healthy" : "unhealthy", c.state, ok ? "#16a34a" : "#dc2626", c.last_error || "");
+    var text = c.url + "; last success " + (c.last_success || "never") + "; " + c.consecutive_failures + " consecutive failures" +
+      (c.last_error ? "; last error " + c.last_error + " at " + c.last_error_at : "");
+    var cell = el("span");
+    cell.appendChild(badge);
+    cell.appendChild(el("span", " " + text, { "class": "eld-muted" }));
+    cell.dataset.controllerState = c.state;
+    return cell;
+  }
+
   function renderInstances(instances) {
     var rows = instances.map(function (i) {
+      var r = i.report || {};
       var age = i.heartbeat_age_seconds === null ? "never" : i.heartbeat_age_seconds + " s";
       var live = i.live ? statusBadge("healthy", "live", "#16a34a", "") : statusBadge("disabled", "not live", "#6b7280", "");
-      var tr = row([i.instance, i.worker_id, new Date(i.created_at).toLocaleString(), age, live, i.default_backend || "-", i.health_interval_ms + " ms"]);
+      var tr = row([i.instance, i.worker_id, duration(i.uptime_seconds), age, live,
+        i.live ? instanceLoad(r) : "-", i.live ? instanceMachine(r) : "-", controllerCell(r.controller),
+        i.default_backend || "-", i.health_interval_ms + " ms"]);
       tr.dataset.instance = i.instance;
+      tr.dataset.uptime = i.uptime_seconds === null ? "" : String(i.uptime_seconds);
+      tr.dataset.controllerState = r.controller ? r.controller.state : "";
       return tr;
     });
     replaceRows(document.getElementById("eld-instances"), rows);
