@@ -30,8 +30,6 @@ WARN_EVERY = 60.0
 # After a failed publish, don't try again for this long (seconds): a write must not pay the
 # connect timeout each time while Redis is down; the processes poll the database meanwhile.
 RETRY_AFTER_FAILURE = 5.0
-# Per process, like the client below: (last warning, no attempt before).
-_state = {"warned_at": -WARN_EVERY, "retry_at": 0.0}
 
 
 def shared_state_url() -> str:
@@ -49,34 +47,48 @@ def channel_name() -> str:
     return settings.ELDRIC_SHARED_STATE_PREFIX + "events"
 
 
+class ChangePublisher:
+    """One per process (built by ``OrgsConfig.ready``): its Redis clients, one pool per URL
+    like Django's database connections, opened on first use; and its back-off after a failure."""
+
+    def __init__(self, clock=time.monotonic) -> None:
+        self._clock = clock
+        self._clients: dict[str, object] = {}
+        self._warned_at = -WARN_EVERY
+        self._retry_at = 0.0
+
+    def publish(self, what: str) -> None:
+        now = self._clock()
+        if now < self._retry_at:
+            return
+        try:
+            self._client(shared_state_url()).publish(channel_name(), json.dumps({"kind": "snapshot", "what": what}))
+        except Exception as exc:  # never fail the write that already committed
+            self._retry_at = now + RETRY_AFTER_FAILURE
+            if now - self._warned_at >= WARN_EVERY:
+                self._warned_at = now
+                logger.warning(
+                    "could not publish a %s change to Redis (%s); other instances see it at their next database poll",
+                    what,
+                    type(exc).__name__,
+                )
+
+    def _client(self, url: str):
+        client = self._clients.get(url)
+        if client is None:
+            import redis
+
+            client = self._clients[url] = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+        return client
+
+
+def change_publisher() -> ChangePublisher:
+    from django.apps import apps
+
+    return apps.get_app_config("orgs").change_publisher
+
+
 def snapshot_changed_notify(what: str) -> None:
     """After the current transaction commits (at once outside one), publish the notice."""
     if shared_state_url():
-        transaction.on_commit(functools.partial(_publish, what))
-
-
-def _publish(what: str) -> None:
-    now = time.monotonic()
-    if now < _state["retry_at"]:
-        return
-    try:
-        client = _client(shared_state_url())
-        client.publish(channel_name(), json.dumps({"kind": "snapshot", "what": what}))
-    except Exception as exc:  # never fail the write that already committed
-        _state["retry_at"] = now + RETRY_AFTER_FAILURE
-        if now - _state["warned_at"] >= WARN_EVERY:
-            _state["warned_at"] = now
-            logger.warning(
-                "could not publish a %s change to Redis (%s); other instances see it at their next database poll",
-                what,
-                type(exc).__name__,
-            )
-
-
-@functools.cache
-def _client(url: str):
-    """One connection pool per process and URL, like Django's database connections: built on
-    first use, never at import."""
-    import redis
-
-    return redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+        transaction.on_commit(functools.partial(change_publisher().publish, what))

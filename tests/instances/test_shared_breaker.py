@@ -173,9 +173,9 @@ async def test_a_routing_notice_wakes_every_snapshot_refresher(prefix, settings)
         for instance in (a, b):
             assert instance.snapshots.subscribed
             instance.snapshots._wake.clear()
-        from orgs.change_notices import _publish
+        from orgs.change_notices import change_publisher
 
-        await asyncio.to_thread(_publish, "routing")
+        await asyncio.to_thread(change_publisher().publish, "routing")
         await eventually(lambda: a.snapshots._wake.is_set() and b.snapshots._wake.is_set(), "both woken", timeout=1.0)
 
 
