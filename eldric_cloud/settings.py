@@ -230,6 +230,9 @@ ELDRIC_DRAIN_SECONDS = env.float("ELDRIC_DRAIN_SECONDS", default=30.0)
 ELDRIC_DRAIN_DELAY_SECONDS = env.float("ELDRIC_DRAIN_DELAY_SECONDS", default=0.0)
 # SO_REUSEPORT on the listening socket: a new process can listen beside the old one (zero-downtime restart).
 ELDRIC_REUSE_PORT = env.bool("ELDRIC_REUSE_PORT", default=False)
+# Daphne: write each loop turn's output at the end of the turn, not after an epoll round trip
+# (eldric_cloud/server/transport.py). Off gives Twisted's own transport.
+ELDRIC_TURN_END_WRITES = env.bool("ELDRIC_TURN_END_WRITES", default=True)
 
 # --- Management API and backend hardening -----------------------------------------------
 # JSON bodies of /api/v1/* nested deeper than this answer 400 (Python's parser would recurse).

@@ -15,6 +15,7 @@ import signal
 import socket
 
 from daphne.ws_protocol import WebSocketFactory, WebSocketProtocol
+from django.conf import settings
 from twisted.internet import defer, reactor
 from twisted.logger import formatEvent, globalLogBeginner
 
@@ -22,6 +23,7 @@ from eldric_cloud.server.drain import Drain
 from eldric_cloud.server.limits import ServerLimits
 from eldric_cloud.server.listener import notify_systemd, replace_old_process, start_listening, stop_listening
 from eldric_cloud.server.protocol import EldricHTTPFactory
+from eldric_cloud.server.transport import adopt_stream_port
 
 logger = logging.getLogger("eldric_cloud.server")
 
@@ -128,7 +130,10 @@ class EldricDaphneServer(Server):
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self._on_signal, signum)
         start_listening(self.sock)
-        connections.port = reactor.adoptStreamPort(self.sock.fileno(), self.sock.family, self.http_factory)
+        if settings.ELDRIC_TURN_END_WRITES:
+            connections.port = adopt_stream_port(reactor, self.sock.fileno(), self.sock.family, self.http_factory)
+        else:
+            connections.port = reactor.adoptStreamPort(self.sock.fileno(), self.sock.family, self.http_factory)
         self.sock.close()  # Twisted holds its own descriptor of the socket now
         host, port = connections.port.getHost().host, connections.port.getHost().port
         logger.info("ready: serving http://%s:%s (daphne, pid %s)", host, port, os.getpid())
