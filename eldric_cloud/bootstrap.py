@@ -298,8 +298,8 @@ def _serve(options, reloader, heartbeat) -> int:
     server = None
     # Daphne's open client connections; under uvicorn, requests in flight stand in for them.
     connections = (lambda: len(server.http_factory.channels)) if options.server != "uvicorn" else None
-    if options.controller_url or settings.ELDRIC_CONTROLLER:
-        # Only then: the client's last-minute window observes every request.
+    if options.controller_url or settings.ELDRIC_CONTROLLER or options.config_path:
+        # With --config too: a reload may name a controller later (disabled and unobserving till then).
         asgi.gateway.controller = controller_client_build(
             asgi.gateway,
             controller_url=options.controller_url,

@@ -2,7 +2,8 @@
 
 The difference is applied to the static backends and the gateway settings in one
 transaction; every gateway process picks it up through the routing version, so nothing
-restarts and requests in flight keep their upstream connection. A file that does not
+restarts and requests in flight keep their upstream connection. A changed controller URL is
+handed to the running controller client, which moves its registration there. A file that does not
 parse or validate is rejected with one log line and the running config stays.
 
 The signal handler only wakes the watcher thread: all reading, database work and discovery
@@ -121,6 +122,7 @@ class ConfigReloader:
                 )
                 return ReloadResult(ok=False, error=type(exc).__name__)
             self._log(reason, result, plan)
+            self._move_controller(plan.controller_url)
             if self.discover:
                 self._discover(result.added + result.changed)
             return result
@@ -158,7 +160,8 @@ class ConfigReloader:
                 current = getattr(row, attr) if row is not None else None
                 if current != value:
                     updates[attr] = value
-                    described.append(f"{label} {current or 'none'} -> {value or 'none'}")
+                    shown = _shown_url if attr == "controller_url" else _shown
+                    described.append(f"{label} {shown(current)} -> {shown(value)}")
             if updates:
                 instance_settings_update(instance=instance, **updates)
         return ReloadResult(
@@ -176,6 +179,16 @@ class ConfigReloader:
         wanted_port = self._flag_port or plan.port or DEFAULT_PORT
         if wanted_port != self.port:
             logger.warning("config reload: port %s takes a restart; still listening on %s", wanted_port, self.port)
+
+    def _move_controller(self, controller_url: str) -> None:
+        # The row above is what the admin shows; the running client is what registers. It
+        # lives on the serving loop, which the move is handed to (controller/build.py).
+        from eldric_cloud.controller.build import controller_url_apply
+
+        try:
+            controller_url_apply(controller_url)
+        except Exception:
+            logger.exception("config reload: moving the controller client failed; it keeps its controller")
 
     def _discover(self, names: list[str]) -> None:
         from django.conf import settings
@@ -265,6 +278,16 @@ class ConfigReloader:
         if self._stop.wait(0.1) or self._stat() != signature:
             return None
         return "file changed"
+
+
+def _shown(value) -> str:
+    return str(value) if value else "none"
+
+
+def _shown_url(value) -> str:
+    from eldric_cloud.controller.client import shown_url
+
+    return shown_url(value or "")  # never a user:password part
 
 
 def _discover_one(item: tuple[int, str]):

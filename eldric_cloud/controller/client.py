@@ -13,8 +13,9 @@ import asyncio
 import json
 import logging
 import random
+import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from urllib.parse import urlsplit, urlunsplit
 
@@ -34,6 +35,7 @@ from eldric_cloud.controller.protocol import (
 from eldric_cloud.controller.source import LoadSource
 from eldric_cloud.controller.state import DEREGISTERED, DISABLED, ControllerState
 from eldric_cloud.controller.system import SystemSampler
+from eldric_cloud.version import package_version
 
 logger = logging.getLogger("eldric_cloud.controller")
 
@@ -81,15 +83,6 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def _package_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("eldric-cloudd")
-    except PackageNotFoundError:
-        return "unknown"
-
-
 class ControllerClient:
     def __init__(
         self,
@@ -107,26 +100,43 @@ class ControllerClient:
         self.config = config
         self.address = address
         self.instance = instance
-        self.version = version or _package_version()
-        self.state = ControllerState(
-            heartbeat_seconds=config.heartbeat_seconds,
-            backoff=Backoff(initial=config.backoff_initial, cap=config.backoff_max),
-            rng=rng,
-        )
-        if not config.url:
-            self.state.state = DISABLED
+        self.version = version or package_version()
+        self._rng = rng
+        self.state = self._fresh_state()
         self._transport = transport
         self._sampler = sampler or SystemSampler()
         self._http: httpx.AsyncClient | None = None
         self._task: asyncio.Task | None = None
         self._worker_id = ""
+        # The serving loop, once ``start`` ran there (also without a URL): a config reload on
+        # another thread hands a new URL over to it (``retarget_threadsafe``).
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._closed = False  # the drain began: nothing starts again
+        # Orders a URL set before serving began against ``start`` reading it.
+        self._starting = threading.Lock()
+        self._moving = asyncio.Lock()
+
+    def _fresh_state(self) -> ControllerState:
+        state = ControllerState(
+            heartbeat_seconds=self.config.heartbeat_seconds,
+            backoff=Backoff(initial=self.config.backoff_initial, cap=self.config.backoff_max),
+            rng=self._rng,
+        )
+        if not self.config.url:
+            state.state = DISABLED
+        return state
 
     # --- life cycle ------------------------------------------------------------------------
     def start(self) -> None:
         """Register now and heartbeat from then on. Call it on the serving event loop (from a
-        coroutine or a loop callback); without a controller URL it does nothing."""
-        if not self.config.url or self._task is not None:
-            return
+        coroutine or a loop callback); without a controller URL it only notes the loop."""
+        with self._starting:
+            self.loop = asyncio.get_running_loop()
+            if not self.config.url or self._task is not None or self._closed:
+                return
+            self._open()
+
+    def _open(self) -> None:
         self._http = httpx.AsyncClient(
             base_url=self.config.url,
             timeout=httpx.Timeout(self.config.timeout, connect=self.config.connect_timeout),
@@ -139,7 +149,13 @@ class ControllerClient:
 
     async def aclose(self, *, deregister: bool = True) -> None:
         """Stop heartbeating and, when the controller ever answered, deregister (bounded by
-        ``ELDRIC_CONTROLLER_DEREGISTER_TIMEOUT_SECONDS``). Safe to call twice."""
+        ``ELDRIC_CONTROLLER_DEREGISTER_TIMEOUT_SECONDS``). Safe to call twice; nothing
+        starts again afterwards, not even by ``retarget``."""
+        self._closed = True
+        async with self._moving:  # a move under way finishes first, so its new controller hears of it
+            await self._stop(deregister=deregister)
+
+    async def _stop(self, *, deregister: bool) -> None:
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
@@ -152,6 +168,57 @@ class ControllerClient:
                 await self._deregister(http)
         finally:
             await http.aclose()
+
+    # --- moving to another controller (config reload) ----------------------------------------
+    async def retarget(self, url: str, *, reason: str = "config reload") -> bool:
+        """Move to the controller at ``url`` (``""``: none, the client is disabled). On the
+        serving loop: deregister from the old one (bounded, best effort), then register with
+        the new one at once. Returns whether the URL changed."""
+        async with self._moving:
+            if url == self.config.url or self._closed:
+                return False
+            logger.info("controller: %s -> %s (%s)", shown_url(self.config.url), shown_url(url), reason)
+            await self._stop(deregister=True)
+            self._use(url)
+            if url:
+                self._open()
+            return True
+
+    def retarget_threadsafe(self, url: str, *, reason: str = "config reload", timeout: float | None = None) -> bool:
+        """``retarget`` from another thread (the config reloader's). Waits up to ``timeout``
+        (by default the deregistration's and one send's bounds) for the move, which otherwise
+        goes on on the loop by itself. Before serving began, ``start`` simply uses the new URL."""
+        with self._starting:
+            loop = self.loop
+            if loop is None:
+                if url == self.config.url or self._closed:
+                    return False
+                logger.info(
+                    "controller: %s -> %s (%s, before serving)",
+                    shown_url(self.config.url),
+                    shown_url(url),
+                    reason,
+                )
+                self._use(url)
+                return True
+        try:
+            future = asyncio.run_coroutine_threadsafe(self.retarget(url, reason=reason), loop)
+        except RuntimeError:  # the loop is closed: the process is stopping
+            return False
+        wait = timeout if timeout is not None else self.config.deregister_timeout + self.config.timeout + 1.0
+        try:
+            return future.result(wait)
+        except TimeoutError:
+            logger.warning("controller: still moving to %s after %.1fs; it goes on", shown_url(url), wait)
+            return True
+        except Exception:
+            logger.exception("controller: moving to %s failed", shown_url(url))
+            return False
+
+    def _use(self, url: str) -> None:
+        self.config = replace(self.config, url=url)
+        # Another controller knows nothing of us: failures, acknowledged hash and counts start afresh.
+        self.state = self._fresh_state()
 
     def controller_health(self) -> dict:
         """For ``/health`` (``"controller": {...}``): plain values, no secret."""
@@ -297,6 +364,11 @@ class ControllerClient:
     @property
     def deregistered(self) -> bool:
         return self.state.state == DEREGISTERED
+
+
+def shown_url(url: str) -> str:
+    """``display_url``, or "none" for no URL: for log lines naming an old and a new URL."""
+    return display_url(url) if url else "none"
 
 
 def controller_health(client: ControllerClient | None) -> dict:

@@ -32,8 +32,8 @@ class GatewayLoadSource:
 
     ``connections`` counts the server's open client connections (Daphne's or uvicorn's);
     without it, ``active_connections`` reports the requests in flight, the closest figure
-    the gateway itself knows. ``window`` must be among the gateway's observers
-    (``attach`` puts it there).
+    the gateway itself knows. ``window`` counts only while it is among the gateway's
+    observers (``attach`` and ``observe`` put it there).
     """
 
     def __init__(self, gateway, *, window: MinuteWindow, connections: Callable[[], int] | None = None) -> None:
@@ -42,10 +42,21 @@ class GatewayLoadSource:
         self._connections = connections
 
     @classmethod
-    def attach(cls, gateway, *, connections: Callable[[], int] | None = None) -> GatewayLoadSource:
-        window = MinuteWindow()
-        gateway.observers.append(window)
-        return cls(gateway, window=window, connections=connections)
+    def attach(
+        cls, gateway, *, connections: Callable[[], int] | None = None, observe: bool = True
+    ) -> GatewayLoadSource:
+        source = cls(gateway, window=MinuteWindow(), connections=connections)
+        source.observe(observe)
+        return source
+
+    def observe(self, on: bool = True) -> None:
+        """Count requests in the window (or stop): only while a controller is configured does
+        every request pay for it. On the serving loop, or before serving starts."""
+        observers = self.gateway.observers
+        if on and self.window not in observers:
+            observers.append(self.window)
+        elif not on and self.window in observers:
+            observers.remove(self.window)
 
     def worker_id(self) -> str:
         return self.gateway.snapshots.current.worker_id

@@ -1,7 +1,10 @@
-"""A plain LoadSource for the controller tests: fixed figures a test can change."""
+"""A plain LoadSource for the controller tests (fixed figures a test can change), and a controller
+that never answers."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from dataclasses import dataclass, field
 
 from eldric_cloud.controller.protocol import BackendStatus, MinuteFigures
@@ -49,3 +52,21 @@ class StaticSource:
 
     def license_tier(self) -> str:
         return self.tier
+
+
+@contextlib.asynccontextmanager
+async def black_hole():
+    """A TCP server that accepts and never answers: the slowest possible controller."""
+    held = []
+
+    async def accept(reader, writer):
+        held.append(writer)
+        await asyncio.sleep(3600)
+
+    server = await asyncio.start_server(accept, "127.0.0.1", 0)
+    try:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    finally:
+        for writer in held:
+            writer.close()
+        server.close()

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 
 import pytest
 
 from eldric_cloud.controller.protocol import models_hash
 from tests.controller.conftest import eventually, loop_lag_while
-from tests.controller.helpers import StaticSource
+from tests.controller.helpers import StaticSource, black_hole
 from tests.fakes.server import free_port
 
 WORKER = "cld-1234abcd"
@@ -127,24 +126,6 @@ async def test_a_controller_that_is_down_is_retried_with_back_off_and_serving_is
     server = await stub(port=port)  # the controller comes up: the client recovers by itself
     await eventually(lambda: stub_worker(server), what="registration after recovery")
     await eventually(lambda: client.controller_health()["consecutive_failures"] == 0, what="recovered state")
-
-
-@contextlib.asynccontextmanager
-async def black_hole():
-    """A TCP server that accepts and never answers: the slowest possible controller."""
-    held = []
-
-    async def accept(reader, writer):
-        held.append(writer)
-        await asyncio.sleep(3600)
-
-    server = await asyncio.start_server(accept, "127.0.0.1", 0)
-    try:
-        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
-    finally:
-        for writer in held:
-            writer.close()
-        server.close()
 
 
 async def test_a_slow_controller_times_out_and_never_blocks_the_loop(controller_client):

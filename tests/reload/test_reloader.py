@@ -220,3 +220,17 @@ def test_a_sighup_landing_as_the_watcher_times_out_still_reloads(caplog):
         assert "config reload (SIGHUP)" in caplog.text
     finally:
         reloader.stop()
+
+
+@pytest.mark.django_db
+def test_a_changed_controller_url_is_stored_and_logged_without_its_credentials(config, caplog):
+    reloader = reloader_for(["--config", config.path])
+    reloader.reload()
+    config({"controller_url": "http://ops:pa55word@127.0.0.1:8880", "backends": [entry("alpha", 9001)]})
+    caplog.set_level(logging.INFO)
+
+    result = reloader.reload("test")
+
+    assert WorkerIdentity.objects.get(instance="default").controller_url == "http://ops:pa55word@127.0.0.1:8880"
+    assert result.settings == ["controller url none -> http://127.0.0.1:8880"]
+    assert "pa55word" not in caplog.text
