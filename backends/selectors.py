@@ -6,13 +6,11 @@ import hashlib
 import hmac
 import logging
 from datetime import timedelta
-from types import SimpleNamespace
 
 from django.conf import settings
-from django.db.models import Case, Count, DateTimeField, Max, When
+from django.db.models import Count
 from django.utils import timezone
 
-from backends import crypto
 from backends.capabilities import listed, shown
 from backends.crypto import KeyDecryptionError, mask
 from backends.models import (
@@ -26,7 +24,7 @@ from backends.models import (
     WorkerIdentity,
 )
 from backends.presets import responses_api_default
-from backends.snapshot import EXCLUDED_HEALTH, BackendRoute, RoutingSnapshot, SnapshotAssembler
+from backends.snapshot import EXCLUDED_HEALTH, BackendRoute, RoutingSnapshot, snapshot_assemble
 from orgs.licenses import license_state_for, license_states_get
 from orgs.models import DEFAULT_ORGANISATION
 from orgs.selectors import organisation_sharing_get
@@ -144,75 +142,32 @@ def model_count(*, instance: str | None = None) -> int:
     return rows.values("model_id").distinct().count()
 
 
-# What a route is built from, read as plain values for the snapshot: no model objects, and
-# ``organisation__slug`` rather than a join to an organisation object per backend.
-ROUTE_COLUMNS = (
-    "pk",
-    "name",
-    "kind",
-    "url",
-    "api_key_encrypted",
-    "api_key_hint",
-    "headers",
-    "priority",
-    "enabled",
-    "source",
-    "health_status",
-    "latency_ms",
-    "last_error",
-    "healthy_probe_count",
-    "organisation__slug",
-    "responses_api",
-    "instances",
-    "config_position",
-    "created_at",
-    "models_refreshed_at",
-)
-
-
 def backend_route(backend: Backend, *, model_count: int = 0, config_order: int = 0) -> BackendRoute:
     """The snapshot form of one backend, with its key decrypted for use upstream."""
-    values = {column: getattr(backend, column) for column in ROUTE_COLUMNS if column != "organisation__slug"}
-    slug = backend.organisation.slug if backend.organisation_id else DEFAULT_ORGANISATION
-    return route_of(
-        SimpleNamespace(**values, organisation__slug=slug), model_count=model_count, config_order=config_order
-    )
-
-
-def route_of(
-    row, *, model_count: int = 0, config_order: int = 0, decrypted: dict[str, str] | None = None
-) -> BackendRoute:
-    """A route from a ``ROUTE_COLUMNS`` row; ``decrypted`` caches keys already decrypted."""
-    last_error = row.last_error
-    encrypted = row.api_key_encrypted
-    api_key = decrypted.get(encrypted) if decrypted is not None and encrypted else None
-    if api_key is None:
-        try:
-            api_key = crypto.decrypt(encrypted)
-        except KeyDecryptionError as exc:
-            api_key, last_error = "", str(exc)
-            logger.error("backend %s: %s", row.name, exc)
-        else:
-            if decrypted is not None and encrypted:
-                decrypted[encrypted] = api_key
+    last_error = backend.last_error
+    try:
+        api_key = backend.api_key
+    except KeyDecryptionError as exc:
+        api_key, last_error = "", str(exc)
+        logger.error("backend %s: %s", backend.name, exc)
     return BackendRoute(
-        name=row.name,
-        kind=row.kind,
-        url=row.url.rstrip("/"),
+        name=backend.name,
+        kind=backend.kind,
+        url=backend.url.rstrip("/"),
         api_key=api_key,
-        api_key_hint=row.api_key_hint,
-        headers=tuple((str(k).lower(), str(v)) for k, v in (row.headers or {}).items()),
-        priority=row.priority,
-        enabled=row.enabled,
-        source=row.source,
-        health=row.health_status,
-        latency_ms=row.latency_ms,
+        api_key_hint=backend.api_key_hint,
+        headers=tuple((str(k).lower(), str(v)) for k, v in (backend.headers or {}).items()),
+        priority=backend.priority,
+        enabled=backend.enabled,
+        source=backend.source,
+        health=backend.health_status,
+        latency_ms=backend.latency_ms,
         last_error=last_error,
-        healthy_probes=row.healthy_probe_count,
+        healthy_probes=backend.healthy_probe_count,
         model_count=model_count,
-        organisation=row.organisation__slug or DEFAULT_ORGANISATION,
+        organisation=backend.organisation.slug if backend.organisation_id else DEFAULT_ORGANISATION,
         config_order=config_order,
-        responses_api=responses_api_of(row),
+        responses_api=responses_api_of(backend),
     )
 
 
@@ -225,76 +180,24 @@ def responses_api_of(backend: Backend) -> bool:
     return responses_api_default(backend.name, backend.url)
 
 
-def routing_models_get(backends: list, cache: dict[int, tuple[object, tuple]] | None = None) -> dict[str, tuple]:
-    """backend name -> its models as ``(id, created, capability)`` rows, in id order. No upstream
-    ``created``: the time the gateway discovered the model (never 0).
-
-    With ``cache`` (backend pk -> (version of its list, rows), kept by the caller between
-    builds), only the lists whose version moved are read again. A list's version is its row
-    count and newest ``discovered_at`` (an id added, removed or replaced) with the backend's
-    ``models_refreshed_at``, which ``backend_models_sync``, the only writer of discovered
-    models, sets in the same transaction as any change (a reclassified capability too).
-    """
-    by_pk = {backend.pk: backend for backend in backends}
-    if cache is None:
-        stale = list(by_pk)
-    else:
-        counts = (
-            DiscoveredModel.objects.order_by()
-            .values("backend_id")
-            .annotate(count=Count("id"), newest=Max("discovered_at"))
-            .values_list("backend_id", "count", "newest")
-        )
-        versions = {pk: (count, newest) for pk, count, newest in counts}
-        for pk in [pk for pk in cache if pk not in by_pk]:
-            del cache[pk]
-        current = {pk: (versions.get(pk), backend.models_refreshed_at) for pk, backend in by_pk.items()}
-        stale = [pk for pk, version in current.items() if pk not in cache or cache[pk][0] != version]
-    read: dict[int, list[tuple]] = {pk: [] for pk in stale}
-    if stale:
-        rows = DiscoveredModel.objects.order_by("backend_id", "model_id")
-        if len(stale) < len(by_pk):
-            rows = rows.filter(backend_id__in=stale)
-        # ``discovered_at`` is converted only where ``created`` is missing: most rows have one,
-        # and a datetime per row was half the cost of reading a big catalogue.
-        rows = rows.annotate(
-            discovered=Case(When(created__isnull=True, then="discovered_at"), output_field=DateTimeField())
-        ).values_list("backend_id", "model_id", "created", "capability", "discovered")
-        for pk, model_id, created, capability, discovered in rows.iterator(chunk_size=10_000):
-            listed_by = read.get(pk)
-            if listed_by is not None:
-                known = int(discovered.timestamp()) if created is None and discovered is not None else created
-                listed_by.append((model_id, known, capability))
-    if cache is not None:
-        for pk in stale:
-            cache[pk] = (current[pk], tuple(read[pk]))
-        return {by_pk[pk].name: cache[pk][1] for pk in by_pk}
-    return {by_pk[pk].name: tuple(rows) for pk, rows in read.items()}
-
-
-def routing_snapshot_build(
-    *, instance: str | None = None, assembler: SnapshotAssembler | None = None
-) -> RoutingSnapshot:
+def routing_snapshot_build(*, instance: str | None = None) -> RoutingSnapshot:
     """Everything the hot path of ``instance`` (this one, ELDRIC_INSTANCE, by default)
     needs: its own static backends and the runtime backends it may use, read in a few
-    queries and frozen. With ``assembler`` (the refresher's, kept between builds), only what
-    changed since its last build is read and indexed again."""
+    queries and frozen."""
     instance = instance or settings.ELDRIC_INSTANCE
     version = routing_version_get()
     worker = instance_settings_read(instance=instance)
-    backends = [
-        row
-        for row in Backend.objects.values_list(*ROUTE_COLUMNS, named=True)
-        if not row.instances or instance in row.instances
-    ]
+    backends = backend_list(instance=instance)
     visible = {b.name for b in backends}
-    models = routing_models_get(backends, assembler.model_rows if assembler is not None else None)
+    models: dict[str, list[tuple[str, int | None, str]]] = {}
+    rows = DiscoveredModel.objects.values_list("backend__name", "model_id", "created", "discovered_at", "capability")
+    for backend_name, model_id, created, discovered_at, capability in rows:
+        if backend_name in visible:
+            # No upstream ``created``: the time the gateway discovered the model (never 0).
+            known = created or (int(discovered_at.timestamp()) if discovered_at else None)
+            models.setdefault(backend_name, []).append((model_id, known, capability))
     order = configuration_order(backends)
-    decrypted = assembler.decrypted if assembler is not None else None
-    routes = [
-        route_of(b, model_count=len(models.get(b.name, ())), config_order=order[b.name], decrypted=decrypted)
-        for b in backends
-    ]
+    routes = [backend_route(b, model_count=len(models.get(b.name, ())), config_order=order[b.name]) for b in backends]
     default_backend = worker.default_backend if worker else ""
     if not default_backend:
         default_backend = routes[0].name if routes else ""
@@ -305,7 +208,7 @@ def routing_snapshot_build(
     now = timezone.now()
     organisations = organisation_sharing_get()
     priority = {slug: license_state_for(states, slug).limits(now).priority_routing for slug in organisations}
-    return (assembler or SnapshotAssembler()).assemble(
+    return snapshot_assemble(
         version=version,
         worker_id=worker.worker_id if worker else "",
         routes=routes,
