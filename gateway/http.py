@@ -61,6 +61,9 @@ class UpstreamClients:
         self._urls: dict[str, httpx.URL] = {}
         self._headers: dict[tuple, httpx.Headers] = {}
         self._timeout = _timeout(config).as_dict()
+        # A stream's body is bounded by its relay's idle deadline (gateway/streaming.py), and the
+        # wait for its headers by the proxy: no per-read timer, which aiohttp re-arms per chunk.
+        self._stream_timeout = {**self._timeout, "read": None}
 
     def get(self) -> httpx.AsyncClient:
         loop = asyncio.get_running_loop()
@@ -77,9 +80,12 @@ class UpstreamClients:
             parsed = self._urls[url] = httpx.URL(url)
         return parsed
 
-    def request(self, method: str, url: str, headers: dict[str, str], content: bytes | None) -> httpx.Request:
+    def request(
+        self, method: str, url: str, headers: dict[str, str], content: bytes | None, *, stream: bool = False
+    ) -> httpx.Request:
         """What ``AsyncClient.build_request`` would build, for a client with no base URL,
-        params or cookies: the client's default headers, then ``headers``."""
+        params or cookies: the client's default headers, then ``headers``. With ``stream``,
+        the request has no read timeout: its caller bounds the reads (see ``_stream_timeout``)."""
         key = tuple(headers.items())
         merged = self._headers.get(key)
         if merged is None:
@@ -90,7 +96,11 @@ class UpstreamClients:
             self._headers[key] = merged
         # httpx.Request copies the headers it is given, so the kept ones are never changed.
         return httpx.Request(
-            method, self.url(url), headers=merged, content=content, extensions={"timeout": self._timeout}
+            method,
+            self.url(url),
+            headers=merged,
+            content=content,
+            extensions={"timeout": self._stream_timeout if stream else self._timeout},
         )
 
     async def aclose(self) -> None:

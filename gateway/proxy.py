@@ -9,6 +9,7 @@ upstream failure ends the stream with an OpenAI-shaped error event and ``data: [
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import time
@@ -164,7 +165,7 @@ async def _try(
             request = UpstreamRequest(request.method, request.url, request.headers, with_usage)
             strip_usage = True
     try:
-        upstream = await _open(gw, route, request, provider)
+        upstream = await _open(gw, route, request, provider, stream=ctx.stream)
     except _Final as final:
         attempt.outcome = final.outcome
         attempt.status = final.error.status
@@ -227,13 +228,31 @@ def _usage_of(provider: Provider, answer: bytes) -> Usage | None:
         raise NotJSON("the answer is not a JSON object") from None
 
 
-async def _open(gw: Gateway, route: BackendRoute, request: UpstreamRequest, provider: Provider) -> httpx.Response:
+async def _open(
+    gw: Gateway, route: BackendRoute, request: UpstreamRequest, provider: Provider, *, stream: bool = False
+) -> httpx.Response:
     """Send upstream and classify every failure that allows trying the next backend."""
+    if not stream:
+        return await _answered(gw, route, request, provider, stream=False)
+    # A stream's request has no per-read timeout (its relay keeps an idle deadline once the
+    # body flows): one timer bounds the wait for its headers, or for its error answer.
+    try:
+        async with asyncio.timeout(gw.config.read_timeout):
+            return await _answered(gw, route, request, provider, stream=True)
+    except TimeoutError:
+        exc = httpx.ReadTimeout(f"no answer within {gw.config.read_timeout:g} s")
+        raise _Retryable(transport_error(route, exc), outcome_of(exc), health_failure=True) from None
+
+
+async def _answered(
+    gw: Gateway, route: BackendRoute, request: UpstreamRequest, provider: Provider, *, stream: bool
+) -> httpx.Response:
     clients = gw.clients
     http = clients.get()
     try:
         upstream = await http.send(
-            clients.request(request.method, request.url, request.headers, request.content), stream=True
+            clients.request(request.method, request.url, request.headers, request.content, stream=stream),
+            stream=True,
         )
     except httpx.HTTPError as exc:
         raise _Retryable(transport_error(route, exc), outcome_of(exc), health_failure=True) from None

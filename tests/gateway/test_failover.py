@@ -50,6 +50,34 @@ def test_timeout_fails_over_within_the_configured_timeout(pair):
     assert time.monotonic() - started < 5
 
 
+def test_a_stream_whose_backend_never_answers_fails_over_within_the_read_timeout(pair):
+    # A stream's upstream request has no per-read timer: the proxy bounds the wait for headers.
+    gateway, primary, _ = pair
+    gateway.configure(read_timeout=0.5)
+    primary.on("POST", "/v1/chat/completions", hang())
+
+    started = time.monotonic()
+    with gateway.client() as client:
+        response = client.post("/v1/chat/completions", json={"model": "gpt-4o", "messages": USER, "stream": True})
+
+    assert response.status_code == 200
+    assert response.headers["x-eldric-backend"] == "secondary"
+    assert time.monotonic() - started < 5
+
+
+def test_a_stream_whose_only_backend_never_answers_is_a_504_not_a_hang(gateway, fake_provider):
+    gateway.configure(read_timeout=0.5)
+    silent = fake_provider("silent")
+    silent.on("POST", "/v1/chat/completions", hang())
+    gateway.route((route_for(silent), ["gpt-4o"]))
+
+    with gateway.client() as client:
+        response = client.post("/v1/chat/completions", json={"model": "gpt-4o", "messages": USER, "stream": True})
+
+    assert response.status_code == 504
+    assert response.json()["error"]["code"] == "upstream_timeout"
+
+
 def test_server_error_fails_over(pair):
     gateway, primary, _ = pair
     primary.on("POST", "/v1/chat/completions", reply_json({"error": {"message": "boom"}}, status=500))
