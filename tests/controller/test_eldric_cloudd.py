@@ -4,36 +4,25 @@ deregisters when it drains. Under both servers."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.cli_process import GatewayProcess
+from tests.controller.stub_process import stub_controller_start
 
-SCRIPT = Path(sys.executable).with_name("eldric-controller-stub")
 SECRET = "cluster-secret-for-tests"
 
 
 @pytest.fixture
 def controller():
-    process = subprocess.Popen(
-        [str(SCRIPT), "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "ELDRIC_CLUSTER_SECRET": SECRET},
-    )
+    stub = stub_controller_start(secret=SECRET)
     try:
-        url = process.stdout.readline().rsplit(" ", 1)[1].strip()
-        yield httpx.Client(base_url=url, headers={"X-Eldric-Cluster-Secret": SECRET}, timeout=10), url
+        with stub.client() as http:
+            yield http, stub.url
     finally:
-        process.terminate()
-        process.wait(10)
+        stub.stop()
 
 
 def workers(http: httpx.Client) -> list[dict]:

@@ -5,17 +5,15 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.cli_process import GatewayProcess
+from tests.controller.stub_process import StubController, stub_controller_start
 from tests.controller.test_eldric_cloudd import eventually, workers
 
-SCRIPT = Path(sys.executable).with_name("eldric-controller-stub")
 # An hour between heartbeats: a registration seen within the tests' deadlines is the one a
 # move sends at once, never the next scheduled beat.
 SLOW_BEATS = {"ELDRIC_HEARTBEAT_SECONDS": "3600"}
@@ -24,20 +22,16 @@ SLOW_BEATS = {"ELDRIC_HEARTBEAT_SECONDS": "3600"}
 @pytest.fixture
 def controllers():
     """``controllers()`` starts a stub and returns (client for its API, its URL)."""
-    started: list[subprocess.Popen] = []
+    started: list[StubController] = []
 
     def start() -> tuple[httpx.Client, str]:
-        process = subprocess.Popen(
-            [str(SCRIPT), "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
-        )
-        started.append(process)
-        url = process.stdout.readline().rsplit(" ", 1)[1].strip()
-        return httpx.Client(base_url=url, timeout=10), url
+        stub = stub_controller_start()
+        started.append(stub)
+        return stub.client(), stub.url
 
     yield start
-    for process in started:
-        process.terminate()
-        process.wait(10)
+    for stub in started:
+        stub.stop()
 
 
 @pytest.fixture

@@ -4,8 +4,6 @@ management API, the dashboard's state and the admin, also when the controller go
 
 from __future__ import annotations
 
-import os
-import subprocess
 import time
 
 import httpx
@@ -14,7 +12,8 @@ from openai import OpenAI
 
 from tests.api.conftest import ADMIN_TOKEN
 from tests.cli_process import GatewayProcess
-from tests.controller.test_eldric_cloudd import SCRIPT, SECRET, workers
+from tests.controller.stub_process import stub_controller_start
+from tests.controller.test_eldric_cloudd import SECRET, workers
 from tests.dashboard.test_process import create_superuser, log_in
 from tests.fakes.server import openai_models
 from tests.traffic.upstream import chat_upstream
@@ -25,20 +24,12 @@ ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 @pytest.fixture
 def controller():
     """The stub controller as a process this test can stop."""
-    process = subprocess.Popen(
-        [str(SCRIPT), "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "ELDRIC_CLUSTER_SECRET": SECRET},
-    )
+    stub = stub_controller_start(secret=SECRET)
     try:
-        url = process.stdout.readline().rsplit(" ", 1)[1].strip()
-        with httpx.Client(base_url=url, headers={"X-Eldric-Cluster-Secret": SECRET}, timeout=10) as http:
-            yield process, http, url
+        with stub.client() as http:
+            yield stub.process, http, stub.url
     finally:
-        process.terminate()
-        process.wait(10)
+        stub.stop()
 
 
 def eventually(check, what: str, timeout: float = 20.0):

@@ -38,6 +38,7 @@ from aiohttp import web
 
 from tests.cli_process import GatewayProcess, clean_environment, license_environment
 from tests.conftest import service_missing
+from tests.controller.stub_process import StubController, stub_controller_start
 from tests.fakes import recordings
 from tests.fakes.server import FakeProvider, free_port, openai_models
 from tests.instances import shared_support
@@ -48,7 +49,6 @@ PROXY_SETTINGS = REPO / "deploy" / "nginx" / "eldric-proxy.conf"
 USER = [{"role": "user", "content": "What is 4200 + 42?"}]
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 CHAT = "/v1/chat/completions"
-STUB = Path(sys.executable).with_name("eldric-controller-stub")
 # The reference controller marks a worker offline after this long without a heartbeat (90 s in
 # production); the instances beat every second, so a live one is never near it.
 OFFLINE_AFTER = 5.0
@@ -253,21 +253,12 @@ class Load:
 
 
 @dataclass
-class Controller:
-    process: subprocess.Popen
-    url: str
-
-    def workers(self) -> dict[str, dict]:
-        listing = httpx.get(self.url + "/api/v1/workers", timeout=10).json()["data"]
-        return {worker["worker_id"]: worker for worker in listing}
-
-
 @dataclass
 class Cluster:
     nodes: list[GatewayProcess]
     nginx: Nginx
     upstream: FakeProvider
-    controller: Controller
+    controller: StubController
     env: dict[str, str]
 
     @property
@@ -299,17 +290,11 @@ class Cluster:
 @pytest.fixture(scope="module")
 def controller():
     """The reference controller, as a process."""
-    process = subprocess.Popen(
-        [str(STUB), "--port", "0", "--offline-after", str(OFFLINE_AFTER)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+    stub = stub_controller_start("--offline-after", str(OFFLINE_AFTER))
     try:
-        yield Controller(process, process.stdout.readline().rsplit(" ", 1)[1].strip())
+        yield stub
     finally:
-        process.terminate()
-        process.wait(10)
+        stub.stop()
 
 
 @pytest.fixture(scope="module")
