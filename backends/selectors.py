@@ -6,11 +6,13 @@ import hashlib
 import hmac
 import logging
 from datetime import timedelta
+from types import SimpleNamespace
 
 from django.conf import settings
-from django.db.models import Count
+from django.db.models import Count, Max, Q
 from django.utils import timezone
 
+from backends import crypto
 from backends.capabilities import listed, shown
 from backends.crypto import KeyDecryptionError, mask
 from backends.models import (
@@ -24,7 +26,7 @@ from backends.models import (
     WorkerIdentity,
 )
 from backends.presets import responses_api_default
-from backends.snapshot import EXCLUDED_HEALTH, BackendRoute, RoutingSnapshot, snapshot_assemble
+from backends.snapshot import EXCLUDED_HEALTH, BackendRoute, RoutingSnapshot, SnapshotAssembler
 from orgs.licenses import license_state_for, license_states_get
 from orgs.models import DEFAULT_ORGANISATION
 from orgs.selectors import organisation_sharing_get
@@ -142,32 +144,75 @@ def model_count(*, instance: str | None = None) -> int:
     return rows.values("model_id").distinct().count()
 
 
+# What a route is built from, read as plain values for the snapshot: no model objects, and
+# ``organisation__slug`` rather than a join to an organisation object per backend.
+ROUTE_COLUMNS = (
+    "pk",
+    "name",
+    "kind",
+    "url",
+    "api_key_encrypted",
+    "api_key_hint",
+    "headers",
+    "priority",
+    "enabled",
+    "source",
+    "health_status",
+    "latency_ms",
+    "last_error",
+    "healthy_probe_count",
+    "organisation__slug",
+    "responses_api",
+    "instances",
+    "config_position",
+    "created_at",
+    "models_refreshed_at",
+)
+
+
 def backend_route(backend: Backend, *, model_count: int = 0, config_order: int = 0) -> BackendRoute:
     """The snapshot form of one backend, with its key decrypted for use upstream."""
-    last_error = backend.last_error
-    try:
-        api_key = backend.api_key
-    except KeyDecryptionError as exc:
-        api_key, last_error = "", str(exc)
-        logger.error("backend %s: %s", backend.name, exc)
+    values = {column: getattr(backend, column) for column in ROUTE_COLUMNS if column != "organisation__slug"}
+    slug = backend.organisation.slug if backend.organisation_id else DEFAULT_ORGANISATION
+    return route_of(
+        SimpleNamespace(**values, organisation__slug=slug), model_count=model_count, config_order=config_order
+    )
+
+
+def route_of(
+    row, *, model_count: int = 0, config_order: int = 0, decrypted: dict[str, str] | None = None
+) -> BackendRoute:
+    """A route from a ``ROUTE_COLUMNS`` row; ``decrypted`` caches keys already decrypted."""
+    last_error = row.last_error
+    encrypted = row.api_key_encrypted
+    api_key = decrypted.get(encrypted) if decrypted is not None and encrypted else None
+    if api_key is None:
+        try:
+            api_key = crypto.decrypt(encrypted)
+        except KeyDecryptionError as exc:
+            api_key, last_error = "", str(exc)
+            logger.error("backend %s: %s", row.name, exc)
+        else:
+            if decrypted is not None and encrypted:
+                decrypted[encrypted] = api_key
     return BackendRoute(
-        name=backend.name,
-        kind=backend.kind,
-        url=backend.url.rstrip("/"),
+        name=row.name,
+        kind=row.kind,
+        url=row.url.rstrip("/"),
         api_key=api_key,
-        api_key_hint=backend.api_key_hint,
-        headers=tuple((str(k).lower(), str(v)) for k, v in (backend.headers or {}).items()),
-        priority=backend.priority,
-        enabled=backend.enabled,
-        source=backend.source,
-        health=backend.health_status,
-        latency_ms=backend.latency_ms,
+        api_key_hint=row.api_key_hint,
+        headers=tuple((str(k).lower(), str(v)) for k, v in (row.headers or {}).items()),
+        priority=row.priority,
+        enabled=row.enabled,
+        source=row.source,
+        health=row.health_status,
+        latency_ms=row.latency_ms,
         last_error=last_error,
-        healthy_probes=backend.healthy_probe_count,
+        healthy_probes=row.healthy_probe_count,
         model_count=model_count,
-        organisation=backend.organisation.slug if backend.organisation_id else DEFAULT_ORGANISATION,
+        organisation=row.organisation__slug or DEFAULT_ORGANISATION,
         config_order=config_order,
-        responses_api=responses_api_of(backend),
+        responses_api=responses_api_of(row),
     )
 
 
@@ -180,24 +225,83 @@ def responses_api_of(backend: Backend) -> bool:
     return responses_api_default(backend.name, backend.url)
 
 
-def routing_snapshot_build(*, instance: str | None = None) -> RoutingSnapshot:
+def routing_models_get(backends: list, cache: dict[int, tuple[object, tuple]] | None = None) -> dict[str, tuple]:
+    """backend name -> its models as ``(id, created, capability)`` rows, in id order. No upstream
+    ``created``: the time the gateway discovered the model (never 0).
+
+    With ``cache`` (backend pk -> (version of its list, rows), kept by the caller between
+    builds), only the lists whose version moved are read again. A list's version is its row
+    count and newest ``discovered_at`` (an id added, removed or replaced) with the backend's
+    ``models_refreshed_at``, which ``backend_models_sync``, the only writer of discovered
+    models, sets in the same transaction as any change (a reclassified capability too).
+    """
+    by_pk = {backend.pk: backend for backend in backends}
+    if cache is None:
+        stale = list(by_pk)
+    else:
+        counts = (
+            DiscoveredModel.objects.order_by()
+            .values("backend_id")
+            .annotate(count=Count("id"), newest=Max("discovered_at"))
+            .values_list("backend_id", "count", "newest")
+        )
+        versions = {pk: (count, newest) for pk, count, newest in counts}
+        for pk in [pk for pk in cache if pk not in by_pk]:
+            del cache[pk]
+        current = {pk: (versions.get(pk), backend.models_refreshed_at) for pk, backend in by_pk.items()}
+        stale = [pk for pk, version in current.items() if pk not in cache or cache[pk][0] != version]
+    read: dict[int, list[tuple]] = {pk: [] for pk in stale}
+    if stale:
+        rows = DiscoveredModel.objects.order_by("backend_id", "model_id")
+        if len(stale) * 2 < len(by_pk):
+            # Few lists moved (discovery on one backend): read just those. Otherwise read all
+            # and keep what moved: one scan is cheaper than a long ``IN`` list.
+            rows = rows.filter(backend_id__in=stale)
+        # ``discovered_at`` only where ``created`` is missing (a second, small query): without a
+        # datetime column no value needs converting, and converting one per row was half the
+        # cost of reading a big catalogue.
+        missing = {
+            (pk, model_id): int(discovered.timestamp())
+            for pk, model_id, discovered in rows.filter(Q(created__isnull=True) | Q(created=0)).values_list(
+                "backend_id", "model_id", "discovered_at"
+            )
+            if discovered is not None
+        }
+        for pk, model_id, created, capability in rows.values_list("backend_id", "model_id", "created", "capability"):
+            listed_by = read.get(pk)
+            if listed_by is not None:
+                known = created or missing.get((pk, model_id))
+                listed_by.append((model_id, known, capability))
+    if cache is not None:
+        for pk in stale:
+            cache[pk] = (current[pk], tuple(read[pk]))
+        return {by_pk[pk].name: cache[pk][1] for pk in by_pk}
+    return {by_pk[pk].name: tuple(rows) for pk, rows in read.items()}
+
+
+def routing_snapshot_build(
+    *, instance: str | None = None, assembler: SnapshotAssembler | None = None
+) -> RoutingSnapshot:
     """Everything the hot path of ``instance`` (this one, ELDRIC_INSTANCE, by default)
     needs: its own static backends and the runtime backends it may use, read in a few
-    queries and frozen."""
+    queries and frozen. With ``assembler`` (the refresher's, kept between builds), only what
+    changed since its last build is read and indexed again."""
     instance = instance or settings.ELDRIC_INSTANCE
     version = routing_version_get()
     worker = instance_settings_read(instance=instance)
-    backends = backend_list(instance=instance)
+    backends = [
+        row
+        for row in Backend.objects.values_list(*ROUTE_COLUMNS, named=True)
+        if not row.instances or instance in row.instances
+    ]
     visible = {b.name for b in backends}
-    models: dict[str, list[tuple[str, int | None, str]]] = {}
-    rows = DiscoveredModel.objects.values_list("backend__name", "model_id", "created", "discovered_at", "capability")
-    for backend_name, model_id, created, discovered_at, capability in rows:
-        if backend_name in visible:
-            # No upstream ``created``: the time the gateway discovered the model (never 0).
-            known = created or (int(discovered_at.timestamp()) if discovered_at else None)
-            models.setdefault(backend_name, []).append((model_id, known, capability))
+    models = routing_models_get(backends, assembler.model_rows if assembler is not None else None)
     order = configuration_order(backends)
-    routes = [backend_route(b, model_count=len(models.get(b.name, ())), config_order=order[b.name]) for b in backends]
+    decrypted = assembler.decrypted if assembler is not None else None
+    routes = [
+        route_of(b, model_count=len(models.get(b.name, ())), config_order=order[b.name], decrypted=decrypted)
+        for b in backends
+    ]
     default_backend = worker.default_backend if worker else ""
     if not default_backend:
         default_backend = routes[0].name if routes else ""
@@ -208,7 +312,7 @@ def routing_snapshot_build(*, instance: str | None = None) -> RoutingSnapshot:
     now = timezone.now()
     organisations = organisation_sharing_get()
     priority = {slug: license_state_for(states, slug).limits(now).priority_routing for slug in organisations}
-    return snapshot_assemble(
+    return (assembler or SnapshotAssembler()).assemble(
         version=version,
         worker_id=worker.worker_id if worker else "",
         routes=routes,

@@ -43,6 +43,13 @@ TARGET_RSS_PER_STREAM_KB = 50
 TARGET_REBUILD_S = 1.0
 TARGET_MODELS_MS = 20.0
 TARGET_P99_RATIO = 2.0
+# What a forced rebuild of the catalogue scenario follows (--bump-kind).
+BUMP_KINDS = {
+    "probe": "a successful probe of the next backend (what a 500-backend catalogue does several times a second)",
+    "models": "one backend's discovery replaced one of its models",
+    "reorder": "every backend's priority moved one place (the whole catalogue is re-ordered)",
+    "none": "a version bump that changes nothing",
+}
 # Keys: "flat" CPU/request from 10 to 100k keys. A per-request cost that grows with the count
 # would show as a slope; on a shared machine ±15 % between counts is noise.
 FLAT_TOLERANCE = 0.15
@@ -87,10 +94,16 @@ def start_fake(setup: Setup, *extra: str):
     return process, int(line.rsplit(":", 1)[1])
 
 
+def code_path(setup: Setup) -> str:
+    """The checkout whose code the gateway and the database helpers import (``--repo``)."""
+    return str(Path(setup.args.repo).resolve()) if setup.args.repo else str(REPO)
+
+
 def start_gateway(setup: Setup, *, fake_port: int, data_dir: Path, log_path: Path, env_extra: dict[str, str]):
     """One eldric-cloudd as ``bench/run.py`` starts it, plus the scenario's settings."""
     port = bench._free_port()
     env = bench.gateway_env()
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [code_path(setup), os.environ.get("PYTHONPATH", "")]))
     env.update(env_extra)
     command = bench.gateway_argv(setup.args, cpu=setup.gateway_cpu, port=port, data_dir=data_dir, fake_port=fake_port)
     with log_path.open("w") as log:
@@ -99,14 +112,19 @@ def start_gateway(setup: Setup, *, fake_port: int, data_dir: Path, log_path: Pat
     return process, port
 
 
-def db_helper(setup: Setup, data_dir: Path, *action: str, timeout: float = 600.0) -> dict:
-    """Run ``scale.py _db ACTION`` against the gateway's database (pinned with the load)."""
+def db_helper_env(setup: Setup, data_dir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     env.update(ELDRIC_DATA_DIR=str(data_dir), DJANGO_SETTINGS_MODULE="eldric_cloud.settings")
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH", "")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [code_path(setup), env.get("PYTHONPATH", "")]))
+    return env
+
+
+def db_helper(setup: Setup, data_dir: Path, *action: str, timeout: float = 600.0) -> dict:
+    """Run ``scale.py _db ACTION`` against the gateway's database (pinned with the load)."""
     done = subprocess.run(
         [*bench._pin(setup.load_cpu), setup.django_python, str(Path(__file__).resolve()), "_db", *action],
-        cwd=str(REPO), env=env, capture_output=True, text=True, timeout=timeout, check=False,
+        cwd=code_path(setup), env=db_helper_env(setup, data_dir), capture_output=True, text=True, timeout=timeout,
+        check=False,
     )  # fmt: skip
     if done.returncode != 0:
         raise bench.BenchError(f"_db {' '.join(action)} failed:\n{done.stderr[-3000:]}")
@@ -114,12 +132,10 @@ def db_helper(setup: Setup, data_dir: Path, *action: str, timeout: float = 600.0
 
 
 def db_helper_start(setup: Setup, data_dir: Path, *action: str) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
-    env.update(ELDRIC_DATA_DIR=str(data_dir), DJANGO_SETTINGS_MODULE="eldric_cloud.settings")
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH", "")]))
     return setup.children.start(
         [*bench._pin(setup.load_cpu), setup.django_python, str(Path(__file__).resolve()), "_db", *action],
-        cwd=str(REPO), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=code_path(setup), env=db_helper_env(setup, data_dir), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
 
 
@@ -588,7 +604,7 @@ def idle_rebuild_cpu(setup: Setup, data_dir: Path, pid: int, settle: float) -> t
     time.sleep(settle)
     idle_rate = (bench.cpu_seconds(pid) - before) / (time.monotonic() - start)
     start, before = time.monotonic(), bench.cpu_seconds(pid)
-    db_helper(setup, data_dir, "bump", "1")
+    db_helper(setup, data_dir, "bump", setup.args.bump_kind)
     time.sleep(settle)
     return bench.cpu_seconds(pid) - before - idle_rate * (time.monotonic() - start), idle_rate
 
@@ -600,6 +616,67 @@ def chat_script(directory: Path, model: str) -> Path:
         path.read_text().replace(json.dumps(bench.CHAT_BODY), json.dumps({**bench.CHAT_BODY, "model": model}))
     )
     return path
+
+
+WINDOW_FIELDS = ("rps", "p50_ms", "p99_ms", "errors", "non_2xx")
+
+
+def wait_idle(pid: int, idle_rate: float, timeout: float = 60.0) -> float:
+    """Wait until the gateway's CPU over half a second is back near ``idle_rate`` (at most
+    ``timeout``); return how long that took."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        before, at = bench.cpu_seconds(pid), time.monotonic()
+        time.sleep(0.5)
+        if (bench.cpu_seconds(pid) - before) / (time.monotonic() - at) <= idle_rate + 0.1:
+            break
+    return round(time.monotonic() - started, 1)
+
+
+def chat_window(setup: Setup, url: str, script: Path, target: str) -> dict:
+    """One wrk run (c=8, JSON chat) through the gateway, as plain figures."""
+    output = bench.run_wrk(url, script, 8, setup.args.duration, setup.load_cpu)
+    measured = bench.parse_wrk(output, bench.Measurement(target, "json", 8))
+    return {field: getattr(measured, field) for field in WINDOW_FIELDS}
+
+
+def median_window(rounds: list[dict]) -> dict:
+    """Each figure's median over the rounds; errors are summed."""
+    from statistics import median
+
+    merged = {field: round(median(r[field] for r in rounds), 2) for field in ("rps", "p50_ms", "p99_ms")}
+    merged.update(errors=sum(r["errors"] for r in rounds), non_2xx=sum(r["non_2xx"] for r in rounds))
+    return merged
+
+
+class Bumper:
+    """``scale.py _db bump-serve``: forces rebuilds (``--bump-kind``) every ``--bump-interval``
+    seconds while told ``go``, none after ``pause``; ``finish`` returns how many it made."""
+
+    def __init__(self, setup: Setup, data_dir: Path) -> None:
+        args = setup.args
+        self.process = db_helper_start(setup, data_dir, "bump-serve", args.bump_kind, str(args.bump_interval))
+        line = self._read_line(timeout=120)
+        if line.strip() != "ready":
+            raise bench.BenchError(f"bump-serve did not start: {line.strip() or self.process.stderr.read()[-2000:]}")
+
+    def _read_line(self, timeout: float) -> str:
+        signal.signal(signal.SIGALRM, bench._alarm)
+        signal.alarm(int(timeout))
+        try:
+            return self.process.stdout.readline()
+        finally:
+            signal.alarm(0)
+
+    def send(self, command: str) -> None:
+        self.process.stdin.write(command + "\n")
+        self.process.stdin.flush()
+
+    def finish(self) -> int:
+        out, err = self.process.communicate(input="", timeout=120)
+        if self.process.returncode != 0:
+            raise bench.BenchError(f"bump-serve failed: {err[-2000:]}")
+        return json.loads(out.strip().splitlines()[-1])["bumps"]
 
 
 def scenario_catalogue(setup: Setup) -> dict:
@@ -623,7 +700,7 @@ def scenario_catalogue(setup: Setup) -> dict:
                 setup, data_dir, "catalogue", str(args.backends), str(args.models), str(distinct), str(fake_port)
             )
             models = wait_for_models(port, distinct, timeout=120)
-            timing = db_helper(setup, data_dir, "time-snapshot", str(args.rebuild_repeat))
+            timing = db_helper(setup, data_dir, "time-snapshot", str(args.rebuild_repeat), args.bump_kind)
             rebuild_cpu, idle_cpu = idle_rebuild_cpu(setup, data_dir, pid, settle=3.0)
             latencies, size, _ = models_latency(port, args.models_requests)
             rss_loaded = bench.memory_kib(pid).get("VmRSS", 0)
@@ -636,27 +713,29 @@ def scenario_catalogue(setup: Setup) -> dict:
                 backend = headers.get("x-eldric-backend")
                 raise bench.BenchError(f"chat for {chat_model} answered {status} from {backend}")
             bench.run_wrk(url, script, 8, args.warmup, setup.load_cpu)
-            quiet = bench.parse_wrk(
-                bench.run_wrk(url, script, 8, args.duration, setup.load_cpu), bench.Measurement("gateway", "json", 8)
-            )
-            bumper = db_helper_start(
-                setup, data_dir, "bump-loop", str(args.bump_interval), str(args.duration + args.bump_interval)
-            )
+            # The bumper is a Django process pinned with the load: started (and its imports done)
+            # before anything is measured, so only its bumps fall into the rebuild windows.
+            bumper = Bumper(setup, data_dir)
             try:
-                busy = bench.parse_wrk(
-                    bench.run_wrk(url, script, 8, args.duration, setup.load_cpu),
-                    bench.Measurement("gateway+rebuilds", "json", 8),
-                )
-                out, err = bumper.communicate(timeout=args.duration + 60)
+                quiet_rounds, busy_rounds = [], []
+                settled = []
+                for _ in range(args.rounds):
+                    quiet_rounds.append(chat_window(setup, url, script, "gateway"))
+                    bumper.send("go")
+                    busy_rounds.append(chat_window(setup, url, script, "gateway+rebuilds"))
+                    bumper.send("pause")
+                    # A gateway whose rebuilds fell behind goes on rebuilding after the pause:
+                    # the next run without rebuilds starts once it is idle again.
+                    settled.append(wait_idle(pid, idle_cpu))
+                bumps = bumper.finish()
             finally:
-                setup.children.stop(bumper)
-            if bumper.returncode != 0:
-                raise bench.BenchError(f"bump-loop failed: {err[-2000:]}")
-            bumps = json.loads(out.strip().splitlines()[-1])["bumps"]
+                setup.children.stop(bumper.process)
             alive = gateway.poll() is None
         finally:
             setup.children.stop_all()
-    ratio = busy.p99_ms / quiet.p99_ms if quiet.p99_ms else float("inf")
+    # Rounds alternate, so a machine that got busier or quieter weighs on both sides alike.
+    quiet, busy = median_window(quiet_rounds), median_window(busy_rounds)
+    ratio = busy["p99_ms"] / quiet["p99_ms"] if quiet["p99_ms"] else float("inf")
     result = {
         "scenario": "catalogue",
         "backends": args.backends,
@@ -675,9 +754,14 @@ def scenario_catalogue(setup: Setup) -> dict:
         "rss_ready_mb": round(rss_ready / 1024, 1),
         "rss_loaded_mb": round(rss_loaded / 1024, 1),
         "chat_model": chat_model,
-        "chat_quiet": {k: getattr(quiet, k) for k in ("rps", "p50_ms", "p99_ms", "errors", "non_2xx")},
-        "chat_rebuilding": {k: getattr(busy, k) for k in ("rps", "p50_ms", "p99_ms", "errors", "non_2xx")},
+        "chat_quiet": quiet,
+        "chat_rebuilding": busy,
+        "chat_rounds": {"quiet": quiet_rounds, "rebuilding": busy_rounds},
+        # Seconds the gateway went on rebuilding after each pause (its rebuilds fell behind).
+        "settle_s": settled,
         "bump_interval_s": args.bump_interval,
+        "bump_kind": args.bump_kind,
+        "code": code_path(setup),
         "rebuilds_forced": bumps,
         "p99_ratio": round(ratio, 2),
         "gateway_alive": alive,
@@ -697,18 +781,29 @@ def print_catalogue(r: dict) -> None:
          f"{timing['routing_build_s']['min']:.3f} s", f"< {TARGET_REBUILD_S} s: {verdict(rebuild < TARGET_REBUILD_S)}")
     )  # fmt: skip
     rows.append(("  of which the SQL rows", f"{timing['rows_query_s']['median']:.3f} s", ""))
+    if "incremental_build_s" in timing:
+        incremental = timing["incremental_build_s"]
+        rows.append(
+            (f"rebuild after one '{timing['incremental_kind']}' change (in-process, kept state)",
+             f"median {incremental['median']:.3f} s, min {incremental['min']:.3f} s", "")
+        )  # fmt: skip
+    rows.append(("rebuilds follow", f"{r['bump_kind']}: {BUMP_KINDS[r['bump_kind']]}", ""))
     rows.append(("rebuild CPU inside the gateway (one bump)", f"{r['gateway_rebuild_cpu_s']:.3f} s", ""))
     p50, p99 = r["models_p50_ms"], r["models_p99_ms"]
     rows.append(
         ("GET /v1/models", f"p50 {p50} ms, p99 {p99} ms ({r['models_body_bytes'] / 1e6:.1f} MB, {r['models_listed']} "
          f"models, {r['models_requests']} requests)", f"< {TARGET_MODELS_MS} ms: {verdict(p99 < TARGET_MODELS_MS)}")
     )  # fmt: skip
+    rounds = r["chat_rounds"]
     rows.append(("chat c=8 JSON, no rebuilds", f"{quiet['rps']:.0f} req/s, p50 {quiet['p50_ms']:.2f} ms, "
-                 f"p99 {quiet['p99_ms']:.2f} ms", ""))  # fmt: skip
+                 f"p99 {quiet['p99_ms']:.2f} ms (median of {len(rounds['quiet'])} runs; p99s "
+                 f"{', '.join(str(w['p99_ms']) for w in rounds['quiet'])})", ""))  # fmt: skip
     rows.append(
         (f"chat c=8 JSON, a rebuild every {r['bump_interval_s']:g} s", f"{busy['rps']:.0f} req/s, p50 "
-         f"{busy['p50_ms']:.2f} ms, p99 {busy['p99_ms']:.2f} ms ({r['rebuilds_forced']} rebuilds)", "")
+         f"{busy['p50_ms']:.2f} ms, p99 {busy['p99_ms']:.2f} ms ({r['rebuilds_forced']} rebuilds; p99s "
+         f"{', '.join(str(w['p99_ms']) for w in rounds['rebuilding'])})", "")
     )  # fmt: skip
+    rows.append(("gateway busy after each pause in rebuilds", ", ".join(f"{x:g} s" for x in r["settle_s"]), ""))
     ratio = r["p99_ratio"]
     rows.append(("p99 with rebuilds / without", f"{ratio:.2f}x", f"<= {TARGET_P99_RATIO}x: "
                  f"{verdict(ratio <= TARGET_P99_RATIO)}"))  # fmt: skip
@@ -763,7 +858,7 @@ def scenario_keys(setup: Setup) -> dict:
                 seen = time.monotonic()
                 wait_for_key(port, added["key"])
                 seen = time.monotonic() - seen
-                timing = db_helper(setup, data_dir, "time-snapshot", str(args.rebuild_repeat))
+                timing = db_helper(setup, data_dir, "time-snapshot", str(args.rebuild_repeat), args.bump_kind)
                 scripts = bench.write_scripts(tmp_path, added["key"], f"_{count}")
                 bench.run_wrk(url, scripts["json"], 8, args.warmup, setup.load_cpu)
                 before = bench.cpu_seconds(pid)
@@ -834,24 +929,83 @@ def _db_main(argv: list[str]) -> int:
     if action == "keys":
         return _db_keys(int(rest[0]), started=started)
     if action == "time-snapshot":
-        return _db_time_snapshot(int(rest[0]))
-    if action in ("bump", "bump-loop"):
-        # A rebuild in the gateway, forced the way a backend change does it.
-        from backends.services import routing_version_bump
-
-        interval, duration = (float(rest[0]), float(rest[1])) if action == "bump-loop" else (0.0, 0.0)
-        bumps = 0
-        while True:
-            with transaction.atomic():
-                routing_version_bump()
-            bumps += 1
-            if time.perf_counter() - started + interval >= duration:
-                break
-            time.sleep(interval)
-        print(json.dumps({"bumps": bumps, "seconds": round(time.perf_counter() - started, 2)}))
+        return _db_time_snapshot(int(rest[0]), rest[1])
+    if action == "bump-serve":
+        return _db_bump_serve(rest[0], float(rest[1]))
+    if action == "bump":
+        # One rebuild in the gateway, forced the way a backend change does it (``BUMP_KINDS``).
+        with transaction.atomic():
+            _db_change(rest[0], 0)
+        print(json.dumps({"bumps": 1, "seconds": round(time.perf_counter() - started, 2)}))
         return 0
     print(f"unknown _db action {action!r}", file=sys.stderr)
     return 2
+
+
+def _db_bump_serve(kind: str, interval: float) -> int:
+    """Read ``go``/``pause`` lines on stdin; while going, one change of ``kind`` (and a rebuild in
+    the gateway) every ``interval`` seconds. At end of input, print how many were made."""
+    import select
+
+    from django.db import connection, transaction
+
+    print("ready", flush=True)
+    going, bumps, due = False, 0, 0.0
+    while True:
+        wait = max(0.0, due - time.monotonic()) if going else None
+        readable, _, _ = select.select([sys.stdin], [], [], wait)
+        if readable:
+            line = sys.stdin.readline()
+            if not line:
+                break
+            going = line.strip() == "go"
+            due = time.monotonic()
+            continue
+        with transaction.atomic():
+            _db_change(kind, bumps)
+        bumps += 1
+        due += interval
+    connection.close()
+    print(json.dumps({"bumps": bumps}))
+    return 0
+
+
+def _db_change(kind: str, count: int) -> None:
+    """One change of ``kind`` (``BUMP_KINDS``), the ``count``-th, then the routing version bump."""
+    from django.db.models import F
+
+    from backends.models import Backend
+    from backends.services import routing_version_bump
+
+    if kind != "none":
+        names = list(
+            Backend.objects.filter(name__startswith=CATALOGUE_PREFIX).order_by("name").values_list("name", flat=True)
+        )
+        name = names[count % len(names)]
+    if kind == "probe":
+        # What ``backend_health_record`` writes for a successful probe (each one bumps the version).
+        Backend.objects.filter(name=name).update(
+            healthy_probe_count=F("healthy_probe_count") + 1, latency_ms=10.0 + count % 7, health_status="healthy"
+        )
+    elif kind == "models":
+        # Discovery found one model gone and one new on one backend.
+        from backends.providers.base import ModelInfo
+        from backends.services import backend_models_sync
+
+        backend = Backend.objects.get(name=name)
+        listed = sorted(backend.models.values_list("model_id", "created"))
+        kept = [ModelInfo(id=model_id, created=created) for model_id, created in listed[1:]]
+        backend_models_sync(backend=backend, models=[*kept, ModelInfo(id=f"{name}-new-{count}", created=1_764_201_601)])
+        return  # the sync bumped the version
+    elif kind == "reorder":
+        # Every backend's priority moves one place round: every model's order changes.
+        rotated = names[count % len(names) :] + names[: count % len(names)]
+        rows = list(Backend.objects.filter(name__in=names))
+        place = {name: position for position, name in enumerate(rotated)}
+        for row in rows:
+            row.priority = 100 + place[row.name]
+        Backend.objects.bulk_update(rows, ["priority"], batch_size=500)
+    routing_version_bump()
 
 
 def _db_catalogue(backends: int, models: int, distinct: int, fake_port: int, *, started: float) -> int:
@@ -932,7 +1086,32 @@ def _db_keys(count: int, *, started: float) -> int:
     return 0
 
 
-def _db_time_snapshot(repeat: int) -> int:
+def _incremental_timing(kind: str, repeat: int) -> dict:
+    """How long the refresher's rebuild takes after one change of ``kind``, with what it kept
+    from the build before (a build that has no assembler to keep: absent)."""
+    try:
+        from backends.snapshot import SnapshotAssembler
+    except ImportError:
+        return {}
+    from statistics import median
+
+    from backends.selectors import routing_snapshot_build
+
+    assembler = SnapshotAssembler()
+    routing_snapshot_build(assembler=assembler)
+    times = []
+    for count in range(repeat * 3):
+        _db_change(kind, 1000 + count)
+        start = time.perf_counter()
+        routing_snapshot_build(assembler=assembler)
+        times.append(time.perf_counter() - start)
+    return {
+        "incremental_kind": kind,
+        "incremental_build_s": {"min": round(min(times), 4), "median": round(median(times), 4)},
+    }
+
+
+def _db_time_snapshot(repeat: int, kind: str) -> int:
     from statistics import median
 
     from django.db import connection
@@ -951,7 +1130,9 @@ def _db_time_snapshot(repeat: int) -> int:
         return {"min": round(min(times), 4), "median": round(median(times), 4), "max": round(max(times), 4)}
 
     def rows() -> None:
-        list(DiscoveredModel.objects.values_list("backend__name", "model_id", "created", "discovered_at"))
+        list(
+            DiscoveredModel.objects.order_by("backend_id", "model_id").values_list("backend_id", "model_id", "created")
+        )
 
     start = time.perf_counter()
     source = SnapshotSource()
@@ -962,6 +1143,7 @@ def _db_time_snapshot(repeat: int) -> int:
         "routing_build_s": timed(routing_snapshot_build),
         "rows_query_s": timed(rows),
         "access_build_s": timed(access_snapshot_build),
+        **_incremental_timing(kind, repeat),
         "routes": sum(len(r) for r in source.current.model_routes.values()),
         "keys": len(source.access.keys),
     }
@@ -980,6 +1162,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", metavar="FILE", help="also write the figures (and the machine) to FILE")
     parser.add_argument("--no-pin", dest="pin", action="store_false", help="do not pin processes with taskset")
     parser.add_argument("--gateway-cmd", help="command that runs eldric-cloudd (default .venv/bin/eldric-cloudd)")
+    parser.add_argument("--repo", help="checkout whose code the gateway and the database helpers import (default "
+                        "this one; e.g. the build before, from git worktree add)")  # fmt: skip
     parser.add_argument("--python", default=sys.executable, help="interpreter for the fake provider")
     parser.add_argument("--startup-timeout", type=float, default=120.0, help="seconds to wait for /health")
     parser.add_argument("--duration", type=float, default=None,
@@ -1000,6 +1184,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                 "backend lists the same 200)")  # fmt: skip
     catalogue.add_argument("--models-requests", type=int, default=200, help="GET /v1/models requests (default 200)")
     catalogue.add_argument("--bump-interval", type=float, default=2.0, help="seconds between forced rebuilds")
+    catalogue.add_argument("--rounds", type=int, default=2, help="alternating chat runs without and with rebuilds "
+                           "(each --duration; default 2)")  # fmt: skip
+    kinds = "; ".join(f"{kind}: {what}" for kind, what in BUMP_KINDS.items())
+    catalogue.add_argument(
+        "--bump-kind", choices=BUMP_KINDS, default="probe", help=f"what each rebuild follows: {kinds}"
+    )
     keys = parser.add_argument_group("keys")
     keys.add_argument("--key-counts", default="10,1000,10000,100000", help="comma-separated key counts")
     args = parser.parse_args(argv)
@@ -1013,6 +1203,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--streams, --stream-interval and --ramp-rate must be positive")
     if args.distinct_ids < args.models:
         parser.error("--distinct-ids must be at least --models (a backend lists each id once)")
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     if args.rebuild_repeat < 1:
         parser.error("--rebuild-repeat must be at least 1")
     return args

@@ -64,8 +64,10 @@ class Gateway:
         # Rate limits and budgets; a request that passed holds a ticket until ``finish``.
         self.limiter = limiter or limiter_for(config)
         self.limiter.cost_of = self.cost_of
-        # (routing snapshot id, key's model patterns) -> (snapshot, /v1/models body for that key)
-        self._models_bodies: dict[tuple[int, tuple[str, ...]], tuple[RoutingSnapshot, bytes]] = {}
+        # (catalogue body id, key's model patterns) -> (catalogue body, /v1/models body for that
+        # key). Keyed by the body, not the snapshot: a rebuild that changed no model (a probe)
+        # keeps the body object, so keys' filtered listings survive it.
+        self._models_bodies: dict[tuple[int, tuple[str, ...]], tuple[bytes, bytes]] = {}
         self.observers: list[RequestObserver] = list(observers or [])
         # The accounting observers (traffic, usage): started with the gateway and flushed when
         # it closes; each is in ``observers`` too. ``recorder`` is the traffic one.
@@ -249,9 +251,10 @@ class Gateway:
         routing snapshot, so the hot path filters once per snapshot and key pattern set)."""
         if not patterns:
             return routing.models_body
-        cache_key = (id(routing), patterns)
+        catalogue = routing.models_body
+        cache_key = (id(catalogue), patterns)
         cached = self._models_bodies.get(cache_key)
-        if cached is not None and cached[0] is routing:
+        if cached is not None and cached[0] is catalogue:
             return cached[1]
         from orgs.keys import model_allowed
 
@@ -260,7 +263,7 @@ class Gateway:
         body = json.dumps(listing).encode()
         if len(self._models_bodies) > 1000:
             self._models_bodies.clear()
-        self._models_bodies[cache_key] = (routing, body)
+        self._models_bodies[cache_key] = (catalogue, body)
         return body
 
     # --- live state for observers, /health and the heartbeat ---------------------------

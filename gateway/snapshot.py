@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from backends.snapshot import RoutingSnapshot
+from backends.snapshot import RoutingSnapshot, SnapshotAssembler
 from orgs.access import AccessSnapshot
 from usage.pricing import PriceBook
 
@@ -38,6 +38,11 @@ class SnapshotSource:
         self.access = access or AccessSnapshot()
         self.prices = prices or PriceBook()
         self.database = database
+        # Kept between rebuilds: a version bump re-reads and re-indexes only what changed
+        # (a probe on one backend of a 100k-route catalogue costs that backend's routes).
+        self._assembler = SnapshotAssembler()
+        # ``refresh`` runs on the refresher thread, and at start-up or from a test on another.
+        self._building = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -73,17 +78,19 @@ class SnapshotSource:
         from usage.selectors import price_book_build
 
         swapped = False
-        try:
-            # Access first: routing may depend on licenses (priority routing) and organisations.
-            if access_version_get() != self.access.version:
-                self.install_access(access_snapshot_build(), price_book_build())
-                swapped = True
-            if routing_version_get() != self.current.version:
-                self.install(routing_snapshot_build())
-                swapped = True
-        except Exception:
-            connection.close()
-            raise
+        # One build at a time: the assembler keeps state between builds.
+        with self._building:
+            try:
+                # Access first: routing may depend on licenses (priority routing) and organisations.
+                if access_version_get() != self.access.version:
+                    self.install_access(access_snapshot_build(), price_book_build())
+                    swapped = True
+                if routing_version_get() != self.current.version:
+                    self.install(routing_snapshot_build(assembler=self._assembler))
+                    swapped = True
+            except Exception:
+                connection.close()
+                raise
         return swapped
 
     def start(self, poll_seconds: float) -> None:
