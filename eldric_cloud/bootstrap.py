@@ -212,28 +212,17 @@ def _die_with_parent() -> None:
 
 
 def start_embedded_worker() -> subprocess.Popen:
-    """Celery worker with embedded beat, on the configured broker (filesystem by default)."""
+    """The Celery worker, with beat on one of its threads, on the configured broker (filesystem
+    by default). Its process is ``eldric_cloud.embedded_worker``; see there for what it leaves out."""
     command = [
         sys.executable,
         "-m",
-        "celery",
-        "-A",
-        "eldric_cloud",
-        "--quiet",  # no start-up banner in eldric-cloudd's log
-        "worker",
-        "-B",
-        "--pool",
-        "threads",
+        "eldric_cloud.embedded_worker",
         "--concurrency",
         str(settings.ELDRIC_WORKER_CONCURRENCY),
-        "--loglevel",
-        "WARNING",
-        "--without-gossip",
-        "--without-mingle",
-        "--without-heartbeat",
-        "-s",
+        "--schedule",
         settings.CELERY_BEAT_SCHEDULE_FILENAME,
-        "-n",
+        "--hostname",
         f"eldric-{settings.ELDRIC_INSTANCE}-{os.getpid()}@%h",
     ]
     # No threads run at this point (discovery's pool has finished), so preexec_fn is safe. Its own

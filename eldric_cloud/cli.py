@@ -123,11 +123,15 @@ def parse_options(argv: list[str]) -> Options:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from eldric_cloud.process_memory import limit_malloc_arenas, skip_unused_imports
+
+    limit_malloc_arenas()
     argv = sys.argv[1:] if argv is None else argv
     options = parse_options(argv)
     if options.data_dir:
         os.environ["ELDRIC_DATA_DIR"] = os.path.abspath(options.data_dir)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "eldric_cloud.settings")
+    skip_unused_imports()
     import django
 
     django.setup()
