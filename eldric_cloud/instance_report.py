@@ -16,7 +16,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from eldric_cloud.controller.client import controller_health
+from eldric_cloud.controller.source import GatewayLoadSource
 from eldric_cloud.controller.system import SystemSampler
+from eldric_cloud.controller.window import MinuteWindow
 from eldric_cloud.version import package_version
 from traffic.aggregate import Counters
 from traffic.buckets import LATENCY_BOUNDS, percentile
@@ -37,7 +39,8 @@ class InstanceReporter:
         self.gateway = gateway
         self.server = server
         self.version = package_version()
-        self._connections = connections
+        # The controller heartbeat's reads of the same figures (no window: rates come from totals).
+        self._source = GatewayLoadSource(gateway, window=MinuteWindow(), connections=connections)
         self._sampler = sampler or SystemSampler()
         self._clock = clock
         uptime = clock() - gateway.started_at
@@ -57,8 +60,8 @@ class InstanceReporter:
             "started_at": self.started_at,
             "uptime_seconds": int(now - self.gateway.started_at),
             "draining": self.gateway.draining,
-            "requests_in_flight": self.gateway.inflight,
-            "active_connections": self._open_connections(),
+            "requests_in_flight": self._source.inflight(),
+            "active_connections": self._source.active_connections(),
             **self._rates(now),
             "process_cpu_percent": system.process_cpu_percent,
             "process_rss_bytes": system.process_rss_bytes,
@@ -66,14 +69,6 @@ class InstanceReporter:
             "memory_percent": system.memory_percent,
             "controller": controller_health(self.gateway.controller),
         }
-
-    def _open_connections(self) -> int:
-        if self._connections is not None:
-            try:
-                return int(self._connections())
-            except Exception:  # the server is stopping; what the gateway knows stands in
-                pass
-        return self.gateway.inflight
 
     def _rates(self, now: float) -> dict:
         """Requests and errors since start, and per minute and the median latency since the

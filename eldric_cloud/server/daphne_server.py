@@ -130,10 +130,13 @@ class EldricDaphneServer(Server):
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self._on_signal, signum)
         start_listening(self.sock)
-        if settings.ELDRIC_TURN_END_WRITES:
-            connections.port = adopt_stream_port(reactor, self.sock.fileno(), self.sock.family, self.http_factory)
-        else:
-            connections.port = reactor.adoptStreamPort(self.sock.fileno(), self.sock.family, self.http_factory)
+        connections.port = adopt_stream_port(
+            reactor,
+            self.sock.fileno(),
+            self.sock.family,
+            self.http_factory,
+            turn_end_writes=settings.ELDRIC_TURN_END_WRITES,
+        )
         self.sock.close()  # Twisted holds its own descriptor of the socket now
         host, port = connections.port.getHost().host, connections.port.getHost().port
         logger.info("ready: serving http://%s:%s (daphne, pid %s)", host, port, os.getpid())

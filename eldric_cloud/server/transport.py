@@ -19,7 +19,16 @@ from __future__ import annotations
 from twisted.internet import tcp
 
 
-class TurnEndServer(tcp.Server):
+class NoDelayServer(tcp.Server):
+    """Twisted's transport with Nagle off: a streamed event must not wait for the client's
+    delayed ACK of the one before (up to 40 ms)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.setTcpNoDelay(True)
+
+
+class TurnEndServer(NoDelayServer):
     _flush_scheduled = False
 
     def startWriting(self) -> None:
@@ -42,12 +51,17 @@ class TurnEndServer(tcp.Server):
             super().startWriting()  # the kernel took only part of it: wait until it drains
 
 
+class NoDelayPort(tcp.Port):
+    transport = NoDelayServer
+
+
 class TurnEndPort(tcp.Port):
     transport = TurnEndServer
 
 
-def adopt_stream_port(reactor, fd: int, family, factory) -> TurnEndPort:
-    """``reactor.adoptStreamPort`` with the transport above (TCP only)."""
-    port = TurnEndPort._fromListeningDescriptor(reactor, fd, family, factory)
+def adopt_stream_port(reactor, fd: int, family, factory, *, turn_end_writes: bool = True) -> tcp.Port:
+    """``reactor.adoptStreamPort`` with the transports above (TCP only)."""
+    port_class = TurnEndPort if turn_end_writes else NoDelayPort
+    port = port_class._fromListeningDescriptor(reactor, fd, family, factory)
     port.startListening()
     return port
