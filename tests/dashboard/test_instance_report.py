@@ -4,8 +4,6 @@ management API, the dashboard's state and the admin, also when the controller go
 
 from __future__ import annotations
 
-import time
-
 import httpx
 import pytest
 from openai import OpenAI
@@ -13,7 +11,7 @@ from openai import OpenAI
 from tests.api.conftest import ADMIN_TOKEN
 from tests.cli_process import GatewayProcess
 from tests.controller.stub_process import stub_controller_start
-from tests.controller.test_eldric_cloudd import SECRET, workers
+from tests.controller.test_eldric_cloudd import SECRET, eventually, workers
 from tests.dashboard.test_process import create_superuser, log_in
 from tests.fakes.server import openai_models
 from tests.traffic.upstream import chat_upstream
@@ -30,16 +28,6 @@ def controller():
             yield stub.process, http, stub.url
     finally:
         stub.stop()
-
-
-def eventually(check, what: str, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"never: {what}"
-        time.sleep(0.1)
 
 
 def instance(gateway: GatewayProcess) -> dict:
