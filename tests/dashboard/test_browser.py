@@ -102,12 +102,18 @@ def model_row(driver, model: str):
     return rows[0] if rows else None
 
 
+def press(driver, button) -> None:
+    """Click ``button`` where it is now. A pointer click lands on coordinates computed a moment
+    earlier, and a push that re-renders a panel above can move the page in between."""
+    driver.execute_script("arguments[0].click();", button)
+
+
 def click_action(driver, backend: str, action: str) -> None:
     from selenium.webdriver.common.by import By
 
     # The row may be rebuilt between finding and clicking: retried by wait_until.
     def clicked(d) -> bool:
-        config_row(d, backend).find_element(By.CSS_SELECTOR, f'button[data-action="{action}"]').click()
+        press(d, config_row(d, backend).find_element(By.CSS_SELECTOR, f'button[data-action="{action}"]'))
         return True
 
     wait_until(driver, clicked, f"{action} clicked on {backend}")
@@ -121,12 +127,12 @@ def add_disable_delete(driver, added: FakeProvider) -> None:
     form.find_element(By.NAME, "name").send_keys("beta")
     form.find_element(By.NAME, "url").send_keys(f"{added.url}/v1")
     form.find_element(By.NAME, "api_key").send_keys(ADDED_KEY)
-    driver.find_element(By.ID, "eld-test-button").click()
+    press(driver, driver.find_element(By.ID, "eld-test-button"))
     result = driver.find_element(By.ID, "eld-test-result")
     wait_until(driver, lambda d: result.get_attribute("data-outcome") == "healthy", "the test healthy")
     assert "beta-only-model" in result.text
     assert not added.requests_to("/v1/chat/completions")
-    driver.find_element(By.ID, "eld-add-button").click()
+    press(driver, driver.find_element(By.ID, "eld-add-button"))
     wait_until(driver, lambda d: status_colour(d, "beta") == GREEN, "beta added and green")
     wait_until(driver, lambda d: model_row(d, "beta-only-model") is not None, "beta's model listed")
     wait_until(driver, lambda d: model_row(d, "beta-only-model").get_attribute("data-routable") == "yes", "routable")
@@ -222,7 +228,6 @@ def test_an_operator_watches_a_backend_go_red_and_green(data_dir):
             "ELDRIC_DASHBOARD_PUSH_SECONDS": "1",
             "ELDRIC_DASHBOARD_USAGE_EVERY_SECONDS": "1",
             "ELDRIC_TRAFFIC_FLUSH_SECONDS": "0.5",
-            "ELDRIC_HEARTBEAT_SECONDS": "1",
         },
     ).start()
     revived = None
