@@ -91,7 +91,12 @@ class Backend(models.Model):
 
     def serves(self, instance: str) -> bool:
         """Whether the instance named ``instance`` routes to this backend."""
-        return not self.instances or instance in self.instances
+        return pinned_to_serve(self.instances, instance)
+
+
+def pinned_to_serve(instances: list[str] | None, instance: str) -> bool:
+    """A backend pinned to ``instances`` (none: every instance) is routed to by ``instance``."""
+    return not instances or instance in instances
 
 
 class DiscoveredModel(models.Model):

@@ -24,6 +24,7 @@ from backends.models import (
     DiscoveredModel,
     GatewaySettings,
     WorkerIdentity,
+    pinned_to_serve,
 )
 from backends.presets import responses_api_default
 from backends.snapshot import EXCLUDED_HEALTH, BackendRoute, RoutingSnapshot, SnapshotAssembler
@@ -292,7 +293,7 @@ def routing_snapshot_build(
     backends = [
         row
         for row in Backend.objects.values_list(*ROUTE_COLUMNS, named=True)
-        if not row.instances or instance in row.instances
+        if pinned_to_serve(row.instances, instance)
     ]
     visible = {b.name for b in backends}
     models = routing_models_get(backends, assembler.model_rows if assembler is not None else None)
@@ -302,6 +303,11 @@ def routing_snapshot_build(
         route_of(b, model_count=len(models.get(b.name, ())), config_order=order[b.name], decrypted=decrypted)
         for b in backends
     ]
+    if decrypted is not None:
+        # Only the keys in use stay decrypted: a rotated or deleted backend's key goes.
+        in_use = {b.api_key_encrypted for b in backends}
+        for encrypted in [encrypted for encrypted in decrypted if encrypted not in in_use]:
+            del decrypted[encrypted]
     default_backend = worker.default_backend if worker else ""
     if not default_backend:
         default_backend = routes[0].name if routes else ""

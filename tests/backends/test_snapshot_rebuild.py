@@ -177,3 +177,17 @@ def test_a_big_catalogue_updated_in_place_answers_as_one_built_from_nothing():
     assert listing["m410"]["capabilities"] == ["rerank"] and "m90" not in listing  # b04 dropped it
     assert [r.name for r in kept.for_org("").model_routes["m70"]] == ["b04"]
     assert [r.name for r in kept.for_org("").model_routes["m405"]] == ["b19", "b20"]  # configuration order
+
+
+def test_a_rotated_key_is_used_at_once_and_the_old_one_is_no_longer_held(db):
+    assembler = SnapshotAssembler()
+    created = backend("keyed", 1, [ModelInfo("m", 1)])
+    backend_update(backend=created, actor="test", api_key="sk-old-key-0000000000")
+    assert routing_snapshot_build(assembler=assembler).backends["keyed"].api_key == "sk-old-key-0000000000"
+
+    backend_update(backend=get("keyed"), actor="test", api_key="sk-new-key-1111111111")
+    rebuilt = routing_snapshot_build(assembler=assembler)
+
+    assert rebuilt.backends["keyed"].api_key == "sk-new-key-1111111111"
+    # The kept state decrypts each key once, and forgets a key no backend uses any more.
+    assert set(assembler.decrypted.values()) == {"sk-new-key-1111111111"}

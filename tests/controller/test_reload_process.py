@@ -4,13 +4,11 @@
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.cli_process import GatewayProcess
+from tests.cli_process import GatewayProcess, write_config_unnoticed
 from tests.controller.stub_process import StubController, stub_controller_start
 from tests.controller.test_eldric_cloudd import eventually, workers
 
@@ -48,16 +46,6 @@ def daemons(tmp_path):
         daemon.stop()
 
 
-def write_unnoticed(path: Path, config: dict, width: int = 400) -> None:
-    """Rewrite in place with the same size and mtime, so only SIGHUP can announce it."""
-    stat = os.stat(path)
-    text = json.dumps(config)
-    assert len(text) <= width
-    with open(path, "r+") as handle:
-        handle.write(text.ljust(width))
-    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-
-
 def status_in(http: httpx.Client, worker_id: str) -> str | None:
     return next((w["status"] for w in workers(http) if w["worker_id"] == worker_id), None)
 
@@ -69,7 +57,7 @@ def controller_health(daemon: GatewayProcess) -> dict:
 def test_sighup_moves_the_registration_to_the_controller_the_file_now_names(tmp_path, controllers, daemons):
     (http_a, url_a), (http_b, url_b) = controllers(), controllers()
     config = tmp_path / "eldric.json"
-    config.write_text(json.dumps({"controller_url": url_a, "backends": []}).ljust(400))
+    config.write_text(json.dumps({"controller_url": url_a, "backends": []}).ljust(600))
     daemon = daemons(config=config, env=SLOW_BEATS)
     worker_id = daemon.get("/health").json()["worker_id"]
     assert worker_id.startswith("cld-")
@@ -78,7 +66,7 @@ def test_sighup_moves_the_registration_to_the_controller_the_file_now_names(tmp_
     # when: the file names B (with credentials, which must never be shown), then SIGHUP
     mark = len(daemon.logs())
     with_credentials = url_b.replace("http://", "http://ops:pa55word@")
-    write_unnoticed(config, {"controller_url": with_credentials, "backends": []})
+    write_config_unnoticed(config, {"controller_url": with_credentials, "backends": []})
     daemon.sighup()
 
     # then: B lists the worker at once, A lists it deregistered, /health names B
@@ -92,7 +80,7 @@ def test_sighup_moves_the_registration_to_the_controller_the_file_now_names(tmp_
     assert "config reload (SIGHUP)" in daemon.logs()[mark:]
 
     # when: the file names no controller any more
-    write_unnoticed(config, {"backends": []})
+    write_config_unnoticed(config, {"backends": []})
     daemon.sighup()
     # then: the worker leaves B and /health says the client is off
     eventually(lambda: status_in(http_b, worker_id) == "deregistered", "deregistration from B")

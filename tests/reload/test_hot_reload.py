@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import threading
 
 import httpx
 import pytest
 
-from tests.cli_process import GatewayProcess, write_config
+from tests.cli_process import GatewayProcess, write_config, write_config_unnoticed
 from tests.fakes import recordings
 from tests.fakes.server import openai_models, reply_bytes, reply_stream
 
@@ -126,16 +125,6 @@ def test_a_broken_file_is_rejected_with_one_line_and_the_running_config_stays(tm
     daemon.wait_for(lambda: "m-bravo" in daemon.models(), "the fixed file to apply")
 
 
-def _rewrite_unnoticed(path, config: dict, width: int = 600) -> None:
-    """Rewrite in place with the same size and mtime, so only SIGHUP can announce it."""
-    stat = os.stat(path)
-    text = json.dumps(config)
-    assert len(text) <= width
-    with open(path, "r+") as handle:
-        handle.write(text.ljust(width))
-    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-
-
 @pytest.mark.parametrize("server", ["daphne", "uvicorn"])
 def test_sighup_reloads_and_does_not_stop_the_process(tmp_path, fake_provider, daemons, server):
     alpha = served_by(fake_provider("alpha"), "m-alpha")
@@ -146,7 +135,7 @@ def test_sighup_reloads_and_does_not_stop_the_process(tmp_path, fake_provider, d
     assert daemon.models() == {"m-alpha": "alpha"}
 
     mark = len(daemon.logs())
-    _rewrite_unnoticed(config, {"backends": [backend(alpha, 1), backend(bravo, 2)]})
+    write_config_unnoticed(config, {"backends": [backend(alpha, 1), backend(bravo, 2)]})
     daemon.sighup()
     daemon.wait_for(lambda: "m-bravo" in daemon.models(), "bravo after SIGHUP")
     line = daemon.wait_for_log("config reload (SIGHUP)", after=mark)
