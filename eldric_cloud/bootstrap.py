@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
-import signal
-import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -201,63 +197,11 @@ def license_prepare(options) -> None:
     )
 
 
-def _die_with_parent() -> None:
-    # Linux: the worker gets SIGTERM if eldric-cloudd dies without cleaning up.
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
-
-
-def start_embedded_worker() -> subprocess.Popen:
-    """The Celery worker, with beat on one of its threads, on the configured broker (filesystem
-    by default). Its process is ``eldric_cloud.embedded_worker``; see there for what it leaves out."""
-    command = [
-        sys.executable,
-        "-m",
-        "eldric_cloud.embedded_worker",
-        "--concurrency",
-        str(settings.ELDRIC_WORKER_CONCURRENCY),
-        "--schedule",
-        settings.CELERY_BEAT_SCHEDULE_FILENAME,
-        "--hostname",
-        f"eldric-{settings.ELDRIC_INSTANCE}-{os.getpid()}@%h",
-    ]
-    # No threads run at this point (discovery's pool has finished), so preexec_fn is safe. Its own
-    # session: a Ctrl-C in the terminal reaches eldric-cloudd only, which drains and then stops it.
-    process = subprocess.Popen(
-        command,
-        env=os.environ.copy(),
-        preexec_fn=_die_with_parent,  # noqa: PLW1509
-        start_new_session=True,
-    )
-    logger.info(
-        "embedded Celery worker started (pid %s, broker %s)",
-        process.pid,
-        "redis" if settings.REDIS_URL else f"filesystem at {settings.BROKER_DIR}",
-    )
-    return process
-
-
-def stop_embedded_worker(process: subprocess.Popen) -> None:
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-    logger.info("embedded Celery worker stopped")
-
-
 def serve(options, state: StartupState, reloader=None) -> int:
     """Serve until SIGTERM/SIGINT has drained the server; returns the exit status."""
     from backends.heartbeat import InstanceHeartbeat
 
-    # Started here, after the embedded worker's fork (see start_embedded_worker). Its first
+    # Started here, after the embedded worker's fork (see cli.main). Its first
     # beat logs the license warning, if any; later ones repeat it once a day.
     heartbeat = InstanceHeartbeat(instance=settings.ELDRIC_INSTANCE, interval=settings.ELDRIC_HEARTBEAT_SECONDS)
     heartbeat.start()

@@ -22,6 +22,8 @@ if _REDIS_URL:
 else:
     BROKER_DIR.mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_URL = "filesystem://localhost/"
+    # kombu's transport, with messages renamed into place whole (see there).
+    CELERY_BROKER_TRANSPORT = "eldric_cloud.broker_transport:Transport"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR),
         "data_folder_out": str(BROKER_DIR),

@@ -151,7 +151,12 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"eldric-cloudd: error: {exc}", file=sys.stderr)
         return 2
-    worker = bootstrap.start_embedded_worker() if options.embedded_worker else None
+    worker = None
+    if options.embedded_worker:
+        from eldric_cloud.worker_supervisor import EmbeddedWorker
+
+        worker = EmbeddedWorker.from_settings()
+        worker.start()
     try:
         return bootstrap.serve(options, state, reloader=reloader)
     except ConfigError as exc:
@@ -160,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         # After the server has drained: background work outlives the requests, not the other way round.
         if worker is not None:
-            bootstrap.stop_embedded_worker(worker)
+            worker.stop()
         # The last connection to close folds SQLite's write-ahead log back into the database.
         from django.db import connections
 

@@ -1,10 +1,11 @@
 """The embedded Celery worker's own process, which ``eldric-cloudd`` starts beside itself
-(``bootstrap.start_embedded_worker``): one process, with beat on one of its threads."""
+(``worker_supervisor.EmbeddedWorker``): one process, with beat on one of its threads."""
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 
 from eldric_cloud.process_memory import skip_unused_imports
@@ -12,12 +13,15 @@ from eldric_cloud.process_memory import skip_unused_imports
 
 def worker_main(argv: list[str] | None = None) -> int:
     """The embedded Celery worker's process, which ``eldric-cloudd`` starts (see
-    ``bootstrap.start_embedded_worker``): the thread pool, and beat on a thread of its own."""
+    ``worker_supervisor.EmbeddedWorker``): the thread pool, and beat on a thread of its own."""
     parser = argparse.ArgumentParser(prog="eldric-cloudd embedded worker")
     parser.add_argument("--concurrency", type=int, required=True)
     parser.add_argument("--schedule", required=True, help="beat's schedule file")
     parser.add_argument("--hostname", required=True, help="the worker's node name; %%h is the host name")
+    parser.add_argument("--parent-pid", type=int, help="eldric-cloudd's pid: this process ends when it does")
     args = parser.parse_args(argv)
+    if args.parent_pid is not None:
+        die_with_parent(args.parent_pid)
     # The worker's settings leave out the apps only serving needs (eldric_cloud/settings_worker.py).
     os.environ["DJANGO_SETTINGS_MODULE"] = "eldric_cloud.settings_worker"
     # Django's system checks import every URLconf and view (the admin, the API, the dashboard),
@@ -43,6 +47,19 @@ def worker_main(argv: list[str] | None = None) -> int:
     )
     worker.start()
     return worker.exitcode
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """SIGTERM when eldric-cloudd dies without stopping this process (Linux), and no start at
+    all if it died before the ask was made."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        return
+    if os.getppid() != parent_pid:
+        sys.exit(0)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import re
+import signal
+import time
 from pathlib import Path
 
 from django.core.management import call_command
@@ -30,11 +32,12 @@ def children(pid: int) -> list[int]:
 
 
 def running(pid: int) -> bool:
+    """Alive, and not a zombie nobody has reaped (a container's pid 1 may not reap orphans)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
         return False
-    return True
+    return "\nState:\tZ" not in status
 
 
 def test_the_beat_schedule_fires_from_a_thread_of_the_one_worker_process(fake_provider, data_dir):
@@ -78,3 +81,52 @@ def test_the_system_checks_pass():
     # The embedded worker used to run Django's system checks at every start-up; it skips them
     # now (they import every view), so they run here, against the same code and settings.
     call_command("check", fail_level="WARNING")
+
+
+def test_a_worker_that_dies_is_started_again_and_the_schedule_goes_on(fake_provider, data_dir):
+    fake = fake_provider("primary")
+    fake.on("GET", "/v1/models", openai_models("gpt-4o"))
+    gateway = GatewayProcess(
+        "--backends",
+        f"primary:{fake.url}/v1:sk-k-1234",
+        worker=True,
+        env={"ELDRIC_DISCOVERY_INTERVAL_SECONDS": "1"},
+        data_dir=data_dir(),
+    ).start()
+    try:
+        line = gateway.wait_for_log("embedded Celery worker started")
+        first_pid = int(re.search(r"\(pid (\d+)", line).group(1))
+
+        # when: the worker is killed (the OOM killer, an operator's kill -9)
+        os.kill(first_pid, signal.SIGKILL)
+        # then: eldric-cloudd says so and starts another
+        said = gateway.wait_for_log(f"embedded Celery worker (pid {first_pid}) exited with status -9")
+        assert "starting it again in 1 s" in said
+        offset = gateway.logs().index(said)
+        line = gateway.wait_for_log("embedded Celery worker started", after=offset)
+        second_pid = int(re.search(r"\(pid (\d+)", line).group(1))
+        assert children(gateway.pid) == [second_pid]
+        # and the beat schedule runs again: a model the provider serves from now on is discovered
+        fake.on("GET", "/v1/models", openai_models("gpt-4o", "gpt-4o-mini"))
+        gateway.wait_for(lambda: "gpt-4o-mini" in gateway.models(), "discovery after the restart", timeout=30)
+    finally:
+        assert gateway.stop() == 0
+    assert not running(second_pid)
+
+
+def test_the_worker_ends_when_eldric_cloudd_is_killed(fake_provider, data_dir):
+    fake = fake_provider("primary")
+    fake.on("GET", "/v1/models", openai_models("gpt-4o"))
+    gateway = GatewayProcess("--backends", f"primary:{fake.url}/v1:sk-k-1234", worker=True, data_dir=data_dir())
+    gateway.start()
+    line = gateway.wait_for_log("embedded Celery worker started")
+    worker_pid = int(re.search(r"\(pid (\d+)", line).group(1))
+
+    # when: eldric-cloudd gets no chance to stop its worker
+    gateway.process.kill()
+    gateway.process.wait()
+    # then: the worker, in a session of its own, is not left behind
+    deadline = time.monotonic() + 10
+    while running(worker_pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not running(worker_pid)
