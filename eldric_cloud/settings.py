@@ -162,6 +162,8 @@ ELDRIC_HTTP_TRANSPORT = env.str("ELDRIC_HTTP_TRANSPORT", default="aiohttp")
 ELDRIC_MASTER_KEY = env.str("ELDRIC_MASTER_KEY", default="")
 # How often each gateway process checks the database for a new routing version.
 ELDRIC_SNAPSHOT_POLL_SECONDS = env.float("ELDRIC_SNAPSHOT_POLL_SECONDS", default=0.5)
+# /v1/models answers this large or larger are gzipped for clients that accept it; 0 never.
+ELDRIC_GZIP_MIN_BYTES = env.int("ELDRIC_GZIP_MIN_BYTES", default=64 * 1024)
 
 # --- Health, circuit breaker, failover --------------------------------------------------
 ELDRIC_HEALTH_TIMEOUT = env.float("ELDRIC_HEALTH_TIMEOUT", default=10.0)

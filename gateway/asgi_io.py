@@ -53,6 +53,30 @@ def header(scope, name: bytes) -> bytes | None:
     return None
 
 
+def accepts_gzip(accept_encoding: bytes | None) -> bool:
+    """Whether an ``Accept-Encoding`` value takes gzip: named, or ``*``, with a q above 0."""
+    if not accept_encoding:
+        return False
+    wildcard = False
+    for item in accept_encoding.decode("latin-1").lower().split(","):
+        coding, _, parameters = item.partition(";")
+        coding = coding.strip()
+        if coding not in ("gzip", "x-gzip", "*"):
+            continue
+        quality = 1.0
+        name, _, value = parameters.partition("=")
+        if name.strip() == "q":
+            try:
+                quality = float(value)
+            except ValueError:
+                quality = 0.0
+        if coding == "*":
+            wildcard = quality > 0
+        else:
+            return quality > 0
+    return wildcard
+
+
 class Responder:
     """The client's side of one request.
 

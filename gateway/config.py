@@ -30,6 +30,8 @@ class GatewayConfig:
     # Longest line a stream may send: translators and the usage stripper hold a line until it ends.
     max_stream_line_bytes: int = 4 * 1024 * 1024
     snapshot_poll_seconds: float = 0.5
+    # /v1/models bodies this large or larger are gzipped for clients that accept it (0: never).
+    gzip_min_bytes: int = 64 * 1024
     # /v1 without any key answers 401 (ELDRIC_REQUIRE_CLIENT_KEY).
     require_client_key: bool = False
     # Rate limits and budgets: in Redis at this URL (shared), or in memory when empty.
@@ -63,6 +65,7 @@ class GatewayConfig:
             retry_after_max=settings.ELDRIC_RETRY_AFTER_MAX_SECONDS,
             max_stream_line_bytes=settings.ELDRIC_MAX_STREAM_LINE_BYTES,
             snapshot_poll_seconds=settings.ELDRIC_SNAPSHOT_POLL_SECONDS,
+            gzip_min_bytes=max(0, settings.ELDRIC_GZIP_MIN_BYTES),
             require_client_key=settings.ELDRIC_REQUIRE_CLIENT_KEY,
             limits_redis_url=settings.ELDRIC_LIMITS_REDIS_URL or settings.REDIS_URL,
             limits_fail_open=settings.ELDRIC_LIMITS_FAIL_OPEN,

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import logging
 import os
 import re
@@ -27,6 +26,7 @@ from gateway.config import GatewayConfig
 from gateway.context import RequestContext
 from gateway.http import UpstreamClients
 from gateway.limits import Limiter, limiter_for
+from gateway.listing_bodies import ListingBodies
 from gateway.messages_view import MessagesIngress
 from gateway.responses_view import ResponsesIngress
 from gateway.snapshot import SnapshotSource
@@ -64,10 +64,8 @@ class Gateway:
         # Rate limits and budgets; a request that passed holds a ticket until ``finish``.
         self.limiter = limiter or limiter_for(config)
         self.limiter.cost_of = self.cost_of
-        # (catalogue body id, key's model patterns) -> (catalogue body, /v1/models body for that
-        # key). Keyed by the body, not the snapshot: a rebuild that changed no model (a probe)
-        # keeps the body object, so keys' filtered listings survive it.
-        self._models_bodies: dict[tuple[int, tuple[str, ...]], tuple[bytes, bytes]] = {}
+        # /v1/models for keys limited to some models, and gzipped, computed off the loop.
+        self.listings = ListingBodies(gzip_min_bytes=config.gzip_min_bytes)
         self.observers: list[RequestObserver] = list(observers or [])
         # The accounting observers (traffic, usage): started with the gateway and flushed when
         # it closes; each is in ``observers`` too. ``recorder`` is the traffic one.
@@ -246,25 +244,13 @@ class Gateway:
         """The routing snapshot as the caller's organisation sees it: only the backends it may use."""
         return self.snapshots.current.for_org(ctx.principal.organisation)
 
-    def models_body_for(self, routing: RoutingSnapshot, patterns: tuple[str, ...]) -> bytes:
-        """``/v1/models`` for a key limited to some models: only those it may use (cached per
-        routing snapshot, so the hot path filters once per snapshot and key pattern set)."""
+    async def models_body_for(self, routing: RoutingSnapshot, patterns: tuple[str, ...]) -> bytes:
+        """``/v1/models`` for a key limited to some models: only those it may use."""
         if not patterns:
             return routing.models_body
-        catalogue = routing.models_body
-        cache_key = (id(catalogue), patterns)
-        cached = self._models_bodies.get(cache_key)
-        if cached is not None and cached[0] is catalogue:
-            return cached[1]
         from orgs.keys import model_allowed
 
-        listing = json.loads(routing.models_body)
-        listing["data"] = [m for m in listing.get("data", []) if model_allowed(patterns, str(m.get("id", "")))]
-        body = json.dumps(listing).encode()
-        if len(self._models_bodies) > 1000:
-            self._models_bodies.clear()
-        self._models_bodies[cache_key] = (catalogue, body)
-        return body
+        return await self.listings.filtered(routing.models_body, patterns, model_allowed)
 
     # --- live state for observers, /health and the heartbeat ---------------------------
     def backend_live_states(self) -> dict[str, dict]:
