@@ -8,6 +8,7 @@ import weakref
 import httpx
 
 from gateway.config import GatewayConfig
+from gateway.upstream import AiohttpUpstream, UpstreamResponse
 
 USER_AGENT = {"user-agent": "eldric-cloudd/0.1"}
 
@@ -41,11 +42,12 @@ _NO_COOKIES = _NoCookies()
 
 
 class UpstreamClients:
-    """One shared ``httpx.AsyncClient`` per event loop (httpx clients must not cross loops),
-    and the parsed form of each upstream URL and header set.
+    """The upstream transport of each event loop (clients must not cross loops): aiohttp
+    called directly (``gateway/upstream.py``, the default), or httpx's own
+    (``ELDRIC_HTTP_TRANSPORT=httpx``), with the parsed form of each URL and header set kept.
 
-    ``request`` builds the upstream request without ``AsyncClient.build_request``, which
-    merges the client's headers into a fresh ``Headers`` on every call (about 8% of a
+    On httpx, ``request`` builds the upstream request without ``AsyncClient.build_request``,
+    which merges the client's headers into a fresh ``Headers`` on every call (about 8% of a
     request's CPU). An adapter sends the same headers to a backend every time, so they are
     merged once and kept; parsing a URL costs about 4% of a request, so URLs are kept too.
     """
@@ -55,22 +57,33 @@ class UpstreamClients:
 
     def __init__(self, config: GatewayConfig) -> None:
         self.config = config
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient | AiohttpUpstream] = (
             weakref.WeakKeyDictionary()
         )
         self._urls: dict[str, httpx.URL] = {}
         self._headers: dict[tuple, httpx.Headers] = {}
         self._timeout = _timeout(config).as_dict()
         # A stream's body is bounded by its relay's idle deadline (gateway/streaming.py), and the
-        # wait for its headers by the proxy: no per-read timer, which aiohttp re-arms per chunk.
+        # wait for its headers by the proxy: no per-read timer.
         self._stream_timeout = {**self._timeout, "read": None}
 
-    def get(self) -> httpx.AsyncClient:
+    def get(self) -> httpx.AsyncClient | AiohttpUpstream:
         loop = asyncio.get_running_loop()
         shared = self._clients.get(loop)
         if shared is None:
             shared = self._clients[loop] = self._build()
         return shared
+
+    async def send(
+        self, method: str, url: str, headers: dict[str, str], content: bytes | None = None, *, stream: bool = False
+    ) -> UpstreamResponse:
+        """Send, and return once the answer's headers are in; its body is read from the answer.
+        With ``stream``, no read timeout: the caller bounds the reads."""
+        client = self.get()
+        if isinstance(client, AiohttpUpstream):
+            return await client.send(method, url, headers, content, stream=stream)
+        response = await client.send(self.request(method, url, headers, content, stream=stream), stream=True)
+        return UpstreamResponse.of_httpx(response)
 
     def url(self, url: str) -> httpx.URL:
         parsed = self._urls.get(url)
@@ -84,8 +97,7 @@ class UpstreamClients:
         self, method: str, url: str, headers: dict[str, str], content: bytes | None, *, stream: bool = False
     ) -> httpx.Request:
         """What ``AsyncClient.build_request`` would build, for a client with no base URL,
-        params or cookies: the client's default headers, then ``headers``. With ``stream``,
-        the request has no read timeout: its caller bounds the reads (see ``_stream_timeout``)."""
+        params or cookies: the client's default headers, then ``headers``."""
         key = tuple(headers.items())
         merged = self._headers.get(key)
         if merged is None:
@@ -109,16 +121,12 @@ class UpstreamClients:
         if shared is not None:
             await shared.aclose()
 
-    def _build(self) -> httpx.AsyncClient:
+    def _build(self) -> httpx.AsyncClient | AiohttpUpstream:
         cfg = self.config
-        timeout = _timeout(cfg)
-        limits = httpx.Limits(max_connections=cfg.max_connections, max_keepalive_connections=cfg.max_connections)
         if cfg.transport == "aiohttp":
-            from httpx_aiohttp import AiohttpTransport
-
-            transport = AiohttpTransport(limits=limits, trust_env=False)
-            return _GatewayClient(transport=transport, timeout=timeout, trust_env=False, headers=USER_AGENT)
-        return _GatewayClient(timeout=timeout, limits=limits, trust_env=False, headers=USER_AGENT)
+            return AiohttpUpstream(cfg, USER_AGENT)
+        limits = httpx.Limits(max_connections=cfg.max_connections, max_keepalive_connections=cfg.max_connections)
+        return _GatewayClient(timeout=_timeout(cfg), limits=limits, trust_env=False, headers=USER_AGENT)
 
 
 def _timeout(cfg: GatewayConfig) -> httpx.Timeout:
@@ -131,14 +139,14 @@ class ResponseTooLarge(Exception):
     """An upstream answer longer than the caller would hold."""
 
 
-async def read_bounded(response: httpx.Response, limit: int) -> bytes:
+async def read_bounded(response: UpstreamResponse, limit: int) -> bytes:
     """The whole body of a streamed response, and then it is closed. Never more than ``limit``
     bytes are held: past it (or a ``Content-Length`` above it) ``ResponseTooLarge``."""
     chunks: list[bytes] = []
     size = 0
     try:
-        declared = response.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
+        declared = _content_length(response.raw_headers)
+        if declared is not None and declared > limit:
             raise ResponseTooLarge(limit)
         async for chunk in response.aiter_bytes():
             size += len(chunk)
@@ -148,3 +156,10 @@ async def read_bounded(response: httpx.Response, limit: int) -> bytes:
     finally:
         await response.aclose()
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _content_length(raw_headers) -> int | None:
+    for name, value in raw_headers:
+        if name.lower() == b"content-length":
+            return int(value) if value.isdigit() else None
+    return None

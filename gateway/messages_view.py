@@ -180,9 +180,8 @@ async def _count_upstream(gw: Gateway, ctx: RequestContext, route, body: bytes, 
     """One attempt, no failover: a count is cheap to retry and not worth a backend's breaker."""
     ctx.backend = route.name
     clients = gw.clients
-    request = clients.request("POST", f"{route.url}/messages/count_tokens", anthropic_headers(route), body)
     try:
-        upstream = await clients.get().send(request, stream=True)
+        upstream = await clients.send("POST", f"{route.url}/messages/count_tokens", anthropic_headers(route), body)
         answer = await read_bounded(upstream, gw.config.max_response_bytes)
     except (httpx.HTTPError, ResponseTooLarge) as exc:
         logger.warning("backend %s: count_tokens failed: %s", route.name, type(exc).__name__)

@@ -63,9 +63,7 @@ async def model_from_default(gw: Gateway, ctx: RequestContext, snapshot: Routing
     clients = gw.clients
     try:
         async with asyncio.timeout(gw.config.request_timeout):
-            upstream = await clients.get().send(
-                clients.request(request.method, request.url, request.headers, request.content), stream=True
-            )
+            upstream = await clients.send(request.method, request.url, request.headers, request.content)
             try:
                 body = await read_bounded(upstream, gw.config.max_response_bytes)
             finally:

@@ -35,6 +35,7 @@ from gateway.usage import NotJSON, stream_usage_body, usage_from_body
 
 if TYPE_CHECKING:
     from gateway.pipeline import Gateway
+    from gateway.upstream import UpstreamResponse
 
 logger = logging.getLogger(__name__)
 
@@ -174,7 +175,7 @@ async def _try(
         await out.error(final.error)
         return
     attempt.status = upstream.status_code
-    headers = safe_headers(upstream.headers.raw, route.api_key)
+    headers = safe_headers(upstream.raw_headers, route.api_key)
     if ctx.stream:
         gw.breakers.record_success(route.name)
         attempt.outcome = outcomes.OK
@@ -230,7 +231,7 @@ def _usage_of(provider: Provider, answer: bytes) -> Usage | None:
 
 async def _open(
     gw: Gateway, route: BackendRoute, request: UpstreamRequest, provider: Provider, *, stream: bool = False
-) -> httpx.Response:
+) -> UpstreamResponse:
     """Send upstream and classify every failure that allows trying the next backend."""
     if not stream:
         return await _answered(gw, route, request, provider, stream=False)
@@ -246,14 +247,9 @@ async def _open(
 
 async def _answered(
     gw: Gateway, route: BackendRoute, request: UpstreamRequest, provider: Provider, *, stream: bool
-) -> httpx.Response:
-    clients = gw.clients
-    http = clients.get()
+) -> UpstreamResponse:
     try:
-        upstream = await http.send(
-            clients.request(request.method, request.url, request.headers, request.content, stream=stream),
-            stream=True,
-        )
+        upstream = await gw.clients.send(request.method, request.url, request.headers, request.content, stream=stream)
     except httpx.HTTPError as exc:
         raise _Retryable(transport_error(route, exc), outcome_of(exc), health_failure=True) from None
     status = upstream.status_code
@@ -282,7 +278,7 @@ async def _answered(
     raise _Final(error, outcomes.CLIENT_ERROR)
 
 
-async def _read_whole(gw: Gateway, route: BackendRoute, upstream: httpx.Response, limit: int = 0) -> bytes:
+async def _read_whole(gw: Gateway, route: BackendRoute, upstream: UpstreamResponse, limit: int = 0) -> bytes:
     """The whole answer, bounded: an upstream cannot make the gateway hold more than the limit."""
     limit = limit or gw.config.max_response_bytes
     try:

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from gateway.asgi_io import Responder
     from gateway.context import RequestContext
     from gateway.pipeline import Gateway
+    from gateway.upstream import UpstreamResponse
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ async def relay_stream(
     route,
     provider,
     payload,
-    upstream: httpx.Response,
+    upstream: UpstreamResponse,
     headers,
     strip_usage: bool,
 ) -> None:

@@ -1,6 +1,9 @@
 """Upstreams that lie, boast, echo the key or ask to be left alone for ever."""
 
+import dataclasses
+import gzip
 import json
+import zlib
 
 import pytest
 
@@ -64,6 +67,32 @@ def test_an_answer_over_the_size_limit_is_502(one):
     assert response.json()["error"]["code"] == "upstream_response_too_large"
 
 
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+def test_an_answer_compressed_though_the_gateway_asked_for_identity_reaches_the_client_decoded(one, encoding):
+    gateway, fake = one
+    packed = gzip.compress(ANSWER) if encoding == "gzip" else zlib.compress(ANSWER)
+    fake.on("POST", "/v1/chat/completions", reply_bytes(packed, headers={"content-encoding": encoding}))
+
+    response = chat(gateway)
+
+    assert response.status_code == 200
+    assert "content-encoding" not in response.headers
+    assert json.loads(response.content) == json.loads(ANSWER)
+    assert fake.requests_to("/v1/chat/completions")[0].headers["Accept-Encoding"] == "identity"
+
+
+def test_a_compressed_answer_that_unpacks_past_the_size_limit_is_502(one):
+    gateway, fake = one
+    gateway.configure(max_response_bytes=1024 * 1024)
+    bomb = gzip.compress(b'{"pad": "' + b"0" * (50 * 1024 * 1024) + b'"}')  # about 50 KB on the wire
+    fake.on("POST", "/v1/chat/completions", reply_bytes(bomb, headers={"content-encoding": "gzip"}))
+
+    response = chat(gateway)
+
+    assert response.status_code == 502
+    assert response.json()["error"]["code"] == "upstream_response_too_large"
+
+
 @pytest.mark.parametrize("value", ["inf", "1e400", "nan", "-5", "soon", "99999999999"])
 def test_a_wild_retry_after_is_capped_and_never_a_500(gateway, fake_provider, value):
     busy, spare = fake_provider("busy"), fake_provider("spare")
@@ -119,6 +148,26 @@ def test_a_key_echoed_in_the_headers_of_a_success_is_redacted_and_only_allowed_h
     assert response.headers["x-ratelimit-remaining-requests"] == "99"
     assert "set-cookie" not in response.headers and "x-internal-host" not in response.headers
     assert json.loads(response.content) == json.loads(ANSWER)
+
+
+def test_a_cookie_an_upstream_sets_is_never_sent_back_on_a_later_request(gateway, fake_provider):
+    # One connection pool serves every caller: a kept cookie would be replayed for the others.
+    # By host name: a cookie jar that refuses cookies from IP addresses would hide a kept one.
+    fake = fake_provider("baker")
+    route = route_for(fake, key=KEY)
+    gateway.route((dataclasses.replace(route, url=route.url.replace("127.0.0.1", "localhost")), ["gpt-4o"]))
+    fake.on(
+        "POST",
+        "/v1/chat/completions",
+        reply_bytes(ANSWER, headers={"set-cookie": "session=caller-a; Path=/; Max-Age=3600"}),
+    )
+
+    assert chat(gateway).status_code == 200
+    assert chat(gateway).status_code == 200
+
+    sent = [request.headers for request in fake.requests_to("/v1/chat/completions")]
+    assert len(sent) == 2
+    assert all("cookie" not in {name.lower() for name in headers} for headers in sent)
 
 
 def test_an_upstream_error_naming_its_own_address_reaches_the_client_without_it(one):
