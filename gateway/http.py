@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import weakref
+from typing import TYPE_CHECKING
 
 import httpx
 
 from gateway.config import GatewayConfig
-from gateway.upstream import AiohttpUpstream, UpstreamResponse
+from gateway.upstream import UpstreamResponse
+
+if TYPE_CHECKING:
+    from gateway.upstream_aiohttp import AiohttpUpstream
 
 USER_AGENT = {"user-agent": "eldric-cloudd/0.1"}
 
@@ -66,6 +70,7 @@ class UpstreamClients:
         # A stream's body is bounded by its relay's idle deadline (gateway/streaming.py), and the
         # wait for its headers by the proxy: no per-read timer.
         self._stream_timeout = {**self._timeout, "read": None}
+        self._direct = config.transport == "aiohttp"
 
     def get(self) -> httpx.AsyncClient | AiohttpUpstream:
         loop = asyncio.get_running_loop()
@@ -80,7 +85,7 @@ class UpstreamClients:
         """Send, and return once the answer's headers are in; its body is read from the answer.
         With ``stream``, no read timeout: the caller bounds the reads."""
         client = self.get()
-        if isinstance(client, AiohttpUpstream):
+        if self._direct:
             return await client.send(method, url, headers, content, stream=stream)
         response = await client.send(self.request(method, url, headers, content, stream=stream), stream=True)
         return UpstreamResponse.of_httpx(response)
@@ -123,7 +128,9 @@ class UpstreamClients:
 
     def _build(self) -> httpx.AsyncClient | AiohttpUpstream:
         cfg = self.config
-        if cfg.transport == "aiohttp":
+        if self._direct:
+            from gateway.upstream_aiohttp import AiohttpUpstream
+
             return AiohttpUpstream(cfg, USER_AGENT)
         limits = httpx.Limits(max_connections=cfg.max_connections, max_keepalive_connections=cfg.max_connections)
         return _GatewayClient(timeout=_timeout(cfg), limits=limits, trust_env=False, headers=USER_AGENT)
