@@ -60,6 +60,8 @@ def describe(exc: BaseException) -> str:
             return "the connection closed before a complete answer"
         if name in ("ClientPayloadError", "ReadError"):
             return "the answer was cut short"
+        if name == "DecodingError":
+            return "the answer's compression is broken"
         seen = seen.__cause__ or seen.__context__
     if isinstance(exc, httpx.ConnectError) or type(exc.__cause__).__name__ == "ClientConnectorError":
         return "connection failed"

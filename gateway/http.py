@@ -47,7 +47,7 @@ _NO_COOKIES = _NoCookies()
 
 class UpstreamClients:
     """The upstream transport of each event loop (clients must not cross loops): aiohttp
-    called directly (``gateway/upstream.py``, the default), or httpx's own
+    called directly (``gateway/upstream_aiohttp.py``, the default), or httpx's own
     (``ELDRIC_HTTP_TRANSPORT=httpx``), with the parsed form of each URL and header set kept.
 
     On httpx, ``request`` builds the upstream request without ``AsyncClient.build_request``,

@@ -41,7 +41,9 @@ _AS_HTTPX: tuple[tuple[type[BaseException], type[httpx.HTTPError]], ...] = (
     (aiohttp.ClientConnectionError, httpx.ConnectError),
     (aiohttp.ClientResponseError, httpx.RemoteProtocolError),
     (aiohttp.ClientError, httpx.TransportError),
-    (TimeoutError, httpx.PoolTimeout),
+    (TimeoutError, httpx.TimeoutException),
+    # A body that says gzip or deflate and is not.
+    (zlib.error, httpx.DecodingError),
 )
 
 
@@ -64,7 +66,7 @@ class AiohttpUpstream:
         self.default_headers = default_headers
         self._session: aiohttp.ClientSession | None = None
         self._urls: dict[str, tuple[URL, httpx.URL]] = {}
-        self._headers: dict[tuple, CIMultiDict] = {}
+        self._headers: dict[tuple, CIMultiDictProxy] = {}
         # ``connect`` bounds the wait for a pooled connection and the connect together, as
         # httpx's pool timeout did; ``sock_read`` each read.
         timeouts = {"sock_connect": config.connect_timeout, "connect": config.pool_timeout}
@@ -104,7 +106,7 @@ class AiohttpUpstream:
             parsed = self._urls[url] = (URL(str(shown), encoded=True), shown)
         return parsed
 
-    def _merged(self, headers: dict[str, str]) -> CIMultiDict:
+    def _merged(self, headers: dict[str, str]) -> CIMultiDictProxy:
         key = tuple(headers.items())
         merged = self._headers.get(key)
         if merged is None:

@@ -81,6 +81,34 @@ def test_an_answer_compressed_though_the_gateway_asked_for_identity_reaches_the_
     assert fake.requests_to("/v1/chat/completions")[0].headers["Accept-Encoding"] == "identity"
 
 
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+def test_an_answer_that_says_gzip_and_is_not_is_502_not_a_500(one, stream):
+    gateway, fake = one
+    body, content_type = (
+        (b"data: not gzip\n\n", "text/event-stream") if stream else (b"\x1f\x8b\x08 cut", "application/json")
+    )
+    fake.on(
+        "POST",
+        "/v1/chat/completions",
+        reply_bytes(body, content_type=content_type, headers={"content-encoding": "gzip"}),
+    )
+
+    with gateway.client() as client:
+        response = client.post("/v1/chat/completions", json={"model": "gpt-4o", "messages": USER, "stream": stream})
+
+    if stream:  # the status was sent before the body could be read: an error event ends it
+        assert response.status_code == 200
+        events = [json.loads(line[6:]) for line in response.text.splitlines() if line.startswith("data: {")]
+        assert [event["error"]["code"] for event in events] == ["upstream_stream_error"]
+        assert "compression" in events[0]["error"]["message"]
+        assert response.text.rstrip().endswith("data: [DONE]")
+    else:
+        assert response.status_code == 502
+        assert response.json()["error"]["code"] == "upstream_unreachable"
+        assert "compression" in response.json()["error"]["message"]
+    assert "Traceback" not in response.text
+
+
 def test_a_compressed_answer_that_unpacks_past_the_size_limit_is_502(one):
     gateway, fake = one
     gateway.configure(max_response_bytes=1024 * 1024)

@@ -40,19 +40,28 @@ def running(pid: int) -> bool:
     return "\nState:\tZ" not in status
 
 
-def test_the_beat_schedule_fires_from_a_thread_of_the_one_worker_process(fake_provider, data_dir):
-    fake = fake_provider("primary")
-    fake.on("GET", "/v1/models", openai_models("gpt-4o")).on("POST", "/v1/chat/completions", reply_json(COMPLETION))
-    gateway = GatewayProcess(
+def discovering_every_second(fake, data_dir) -> GatewayProcess:
+    """eldric-cloudd with its embedded worker, whose beat schedule discovers every second."""
+    return GatewayProcess(
         "--backends",
         f"primary:{fake.url}/v1:sk-k-1234",
         worker=True,
         env={"ELDRIC_DISCOVERY_INTERVAL_SECONDS": "1"},
         data_dir=data_dir(),
     ).start()
+
+
+def started_worker_pid(gateway: GatewayProcess, after: int = 0) -> int:
+    line = gateway.wait_for_log("embedded Celery worker started", after=after)
+    return int(re.search(r"\(pid (\d+)", line).group(1))
+
+
+def test_the_beat_schedule_fires_from_a_thread_of_the_one_worker_process(fake_provider, data_dir):
+    fake = fake_provider("primary")
+    fake.on("GET", "/v1/models", openai_models("gpt-4o")).on("POST", "/v1/chat/completions", reply_json(COMPLETION))
+    gateway = discovering_every_second(fake, data_dir)
     try:
-        line = gateway.wait_for_log("embedded Celery worker started")
-        worker_pid = int(re.search(r"\(pid (\d+)", line).group(1))
+        worker_pid = started_worker_pid(gateway)
         assert gateway.models() == {"gpt-4o": "primary"}
 
         # when: the provider starts serving a model after start-up
@@ -86,25 +95,16 @@ def test_the_system_checks_pass():
 def test_a_worker_that_dies_is_started_again_and_the_schedule_goes_on(fake_provider, data_dir):
     fake = fake_provider("primary")
     fake.on("GET", "/v1/models", openai_models("gpt-4o"))
-    gateway = GatewayProcess(
-        "--backends",
-        f"primary:{fake.url}/v1:sk-k-1234",
-        worker=True,
-        env={"ELDRIC_DISCOVERY_INTERVAL_SECONDS": "1"},
-        data_dir=data_dir(),
-    ).start()
+    gateway = discovering_every_second(fake, data_dir)
     try:
-        line = gateway.wait_for_log("embedded Celery worker started")
-        first_pid = int(re.search(r"\(pid (\d+)", line).group(1))
+        first_pid = started_worker_pid(gateway)
 
         # when: the worker is killed (the OOM killer, an operator's kill -9)
         os.kill(first_pid, signal.SIGKILL)
         # then: eldric-cloudd says so and starts another
         said = gateway.wait_for_log(f"embedded Celery worker (pid {first_pid}) exited with status -9")
         assert "starting it again in 1 s" in said
-        offset = gateway.logs().index(said)
-        line = gateway.wait_for_log("embedded Celery worker started", after=offset)
-        second_pid = int(re.search(r"\(pid (\d+)", line).group(1))
+        second_pid = started_worker_pid(gateway, after=gateway.logs().index(said))
         assert children(gateway.pid) == [second_pid]
         # and the beat schedule runs again: a model the provider serves from now on is discovered
         fake.on("GET", "/v1/models", openai_models("gpt-4o", "gpt-4o-mini"))
@@ -119,8 +119,7 @@ def test_the_worker_ends_when_eldric_cloudd_is_killed(fake_provider, data_dir):
     fake.on("GET", "/v1/models", openai_models("gpt-4o"))
     gateway = GatewayProcess("--backends", f"primary:{fake.url}/v1:sk-k-1234", worker=True, data_dir=data_dir())
     gateway.start()
-    line = gateway.wait_for_log("embedded Celery worker started")
-    worker_pid = int(re.search(r"\(pid (\d+)", line).group(1))
+    worker_pid = started_worker_pid(gateway)
 
     # when: eldric-cloudd gets no chance to stop its worker
     gateway.process.kill()
