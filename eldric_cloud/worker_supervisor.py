@@ -49,10 +49,6 @@ class EmbeddedWorker:
             ]
         )
 
-    @property
-    def pid(self) -> int | None:
-        return self.process.pid if self.process is not None else None
-
     def start(self) -> None:
         self._spawn()
         self._watcher = threading.Thread(target=self._watch, name="embedded-worker-watch", daemon=True)

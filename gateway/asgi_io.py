@@ -64,12 +64,13 @@ def accepts_gzip(accept_encoding: bytes | None) -> bool:
         if coding not in ("gzip", "x-gzip", "*"):
             continue
         quality = 1.0
-        name, _, value = parameters.partition("=")
-        if name.strip() == "q":
-            try:
-                quality = float(value)
-            except ValueError:
-                quality = 0.0
+        for parameter in parameters.split(";"):
+            name, _, value = parameter.partition("=")
+            if name.strip() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
         if coding == "*":
             wildcard = quality > 0
         else:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import httpx
 
 from gateway.config import GatewayConfig
-from gateway.upstream import UpstreamResponse
+from gateway.upstream import UpstreamResponse, kept
 
 if TYPE_CHECKING:
     from gateway.upstream_aiohttp import AiohttpUpstream
@@ -50,14 +50,11 @@ class UpstreamClients:
     called directly (``gateway/upstream_aiohttp.py``, the default), or httpx's own
     (``ELDRIC_HTTP_TRANSPORT=httpx``), with the parsed form of each URL and header set kept.
 
-    On httpx, ``request`` builds the upstream request without ``AsyncClient.build_request``,
+    On httpx, ``_httpx_request`` builds the upstream request without ``AsyncClient.build_request``,
     which merges the client's headers into a fresh ``Headers`` on every call (about 8% of a
     request's CPU). An adapter sends the same headers to a backend every time, so they are
     merged once and kept; parsing a URL costs about 4% of a request, so URLs are kept too.
     """
-
-    URL_CACHE_SIZE = 1024
-    HEADERS_CACHE_SIZE = 1024
 
     def __init__(self, config: GatewayConfig) -> None:
         self.config = config
@@ -87,34 +84,19 @@ class UpstreamClients:
         client = self.get()
         if self._direct:
             return await client.send(method, url, headers, content, stream=stream)
-        response = await client.send(self.request(method, url, headers, content, stream=stream), stream=True)
+        response = await client.send(self._httpx_request(method, url, headers, content, stream=stream), stream=True)
         return UpstreamResponse.of_httpx(response)
 
-    def url(self, url: str) -> httpx.URL:
-        parsed = self._urls.get(url)
-        if parsed is None:
-            if len(self._urls) >= self.URL_CACHE_SIZE:
-                self._urls.clear()
-            parsed = self._urls[url] = httpx.URL(url)
-        return parsed
-
-    def request(
+    def _httpx_request(
         self, method: str, url: str, headers: dict[str, str], content: bytes | None, *, stream: bool = False
     ) -> httpx.Request:
         """What ``AsyncClient.build_request`` would build, for a client with no base URL,
         params or cookies: the client's default headers, then ``headers``."""
-        key = tuple(headers.items())
-        merged = self._headers.get(key)
-        if merged is None:
-            if len(self._headers) >= self.HEADERS_CACHE_SIZE:
-                self._headers.clear()
-            merged = httpx.Headers(USER_AGENT)
-            merged.update(headers)  # case-insensitive, as the client's own merge is
-            self._headers[key] = merged
+        merged = kept(self._headers, tuple(headers.items()), _merged, headers)
         # httpx.Request copies the headers it is given, so the kept ones are never changed.
         return httpx.Request(
             method,
-            self.url(url),
+            kept(self._urls, url, httpx.URL, url),
             headers=merged,
             content=content,
             extensions={"timeout": self._stream_timeout if stream else self._timeout},
@@ -134,6 +116,12 @@ class UpstreamClients:
             return AiohttpUpstream(cfg, USER_AGENT)
         limits = httpx.Limits(max_connections=cfg.max_connections, max_keepalive_connections=cfg.max_connections)
         return _GatewayClient(timeout=_timeout(cfg), limits=limits, trust_env=False, headers=USER_AGENT)
+
+
+def _merged(headers: dict[str, str]) -> httpx.Headers:
+    merged = httpx.Headers(USER_AGENT)
+    merged.update(headers)  # case-insensitive, as the client's own merge is
+    return merged
 
 
 def _timeout(cfg: GatewayConfig) -> httpx.Timeout:

@@ -15,16 +15,18 @@ import gzip
 import json
 from collections.abc import Callable
 
-# Entries kept; a new catalogue body makes the old ones unreachable long before this is reached.
-MAX_ENTRIES = 256
+# What the derived bodies may hold, with the bodies they came from: a catalogue replaced by
+# discovery leaves its entries behind, and the least recently used go first.
+MAX_BYTES = 64 * 1024 * 1024
 
 
 class ListingBodies:
-    def __init__(self, gzip_min_bytes: int, max_entries: int = MAX_ENTRIES):
+    def __init__(self, gzip_min_bytes: int, max_bytes: int = MAX_BYTES):
         self.gzip_min_bytes = gzip_min_bytes
-        self.max_entries = max_entries
-        # key -> (source body, derived body, or the future computing it)
+        self.max_bytes = max_bytes
+        # key -> (source body, derived body or the future computing it); oldest use first.
         self._entries: dict[tuple, tuple[bytes, bytes | asyncio.Future]] = {}
+        self._held = 0  # bytes of the settled entries, each counted with its source
 
     def worth_gzip(self, body: bytes) -> bool:
         return 0 < self.gzip_min_bytes <= len(body)
@@ -40,14 +42,15 @@ class ListingBodies:
         return await self._derive(("gzip", id(body)), body, lambda: gzip.compress(body, compresslevel=6, mtime=0))
 
     async def _derive(self, key: tuple, source: bytes, compute: Callable[[], bytes]) -> bytes:
-        entry = self._entries.get(key)
-        if entry is None or entry[0] is not source:  # an id reused by a newer body
-            if len(self._entries) >= self.max_entries:
-                self._entries.clear()
+        entry = self._entries.pop(key, None)
+        if entry is not None and entry[0] is not source:  # an id reused by a newer body
+            self._forget(entry)
+            entry = None
+        if entry is None:
             future = asyncio.get_running_loop().run_in_executor(None, compute)
             entry = (source, future)
-            self._entries[key] = entry
             future.add_done_callback(lambda done: self._settle(key, source, done))
+        self._entries[key] = entry  # now the most recently used
         derived = entry[1]
         if isinstance(derived, bytes):
             return derived
@@ -60,8 +63,22 @@ class ListingBodies:
             return
         if future.cancelled() or future.exception() is not None:
             del self._entries[key]  # the next request tries again
-        else:
-            self._entries[key] = (source, future.result())
+            return
+        derived = future.result()
+        self._entries[key] = (source, derived)
+        self._held += len(source) + len(derived)
+        for old in [k for k in self._entries if k != key]:  # least recently used first
+            if self._held <= self.max_bytes:
+                break
+            self._forget(self._entries.pop(old))
+
+    def _forget(self, entry: tuple[bytes, bytes | asyncio.Future]) -> None:
+        if isinstance(entry[1], bytes):
+            self._held -= len(entry[0]) + len(entry[1])
+
+    @property
+    def held_bytes(self) -> int:
+        return self._held
 
 
 def _filter(catalogue: bytes, patterns: tuple[str, ...], allowed: Callable[[tuple, str], bool]) -> bytes:

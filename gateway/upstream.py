@@ -3,8 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
 
 import httpx
+
+K = TypeVar("K")
+V = TypeVar("V")
+A = TypeVar("A")
+
+# Distinct upstream URLs and header sets kept parsed; past it, the cache starts again.
+CACHE_SIZE = 1024
+
+
+def kept(cache: dict[K, V], key: K, make: Callable[[A], V], argument: A) -> V:
+    """``cache[key]``, made from ``argument`` the first time. An adapter sends the same URL and
+    headers to a backend every time, so what the transport builds from them is built once."""
+    value = cache.get(key)
+    if value is None:
+        if len(cache) >= CACHE_SIZE:
+            cache.clear()
+        value = cache[key] = make(argument)
+    return value
 
 
 class UpstreamResponse:

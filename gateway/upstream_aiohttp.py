@@ -23,7 +23,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from gateway.config import GatewayConfig
-from gateway.upstream import UpstreamResponse
+from gateway.upstream import UpstreamResponse, kept
 
 # Most a compressed chunk may grow into per step: a small gzip bomb is read in bounded pieces.
 DECODED_STEP = 256 * 1024
@@ -75,9 +75,6 @@ class AiohttpUpstream:
         # wait for its headers by the proxy: no per-read timer, which aiohttp re-arms per chunk.
         self._stream_timeout = aiohttp.ClientTimeout(sock_read=None, **timeouts)
 
-    URL_CACHE_SIZE = 1024
-    HEADERS_CACHE_SIZE = 1024
-
     def _session_get(self) -> aiohttp.ClientSession:
         if self._session is None:
             connector = aiohttp.TCPConnector(
@@ -96,37 +93,26 @@ class AiohttpUpstream:
             )
         return self._session
 
-    def _url(self, url: str) -> tuple[URL, httpx.URL]:
-        parsed = self._urls.get(url)
-        if parsed is None:
-            if len(self._urls) >= self.URL_CACHE_SIZE:
-                self._urls.clear()
-            shown = httpx.URL(url)
-            # httpx's form is quoted already: aiohttp takes it as it is, without parsing it again.
-            parsed = self._urls[url] = (URL(str(shown), encoded=True), shown)
-        return parsed
+    def _parsed(self, url: str) -> tuple[URL, httpx.URL]:
+        shown = httpx.URL(url)
+        # httpx's form is quoted already: aiohttp takes it as it is, without parsing it again.
+        return URL(str(shown), encoded=True), shown
 
     def _merged(self, headers: dict[str, str]) -> CIMultiDictProxy:
-        key = tuple(headers.items())
-        merged = self._headers.get(key)
-        if merged is None:
-            if len(self._headers) >= self.HEADERS_CACHE_SIZE:
-                self._headers.clear()
-            merged = CIMultiDict(self.default_headers)
-            for name, value in headers.items():
-                merged[name] = value  # replaces, case-insensitively, as httpx's merge did
-            self._headers[key] = merged = CIMultiDictProxy(merged)
-        return merged
+        merged = CIMultiDict(self.default_headers)
+        for name, value in headers.items():
+            merged[name] = value  # replaces, case-insensitively, as httpx's merge did
+        return CIMultiDictProxy(merged)
 
     async def send(
         self, method: str, url: str, headers: dict[str, str], content: bytes | None, *, stream: bool
     ) -> UpstreamResponse:
-        target, shown = self._url(url)
+        target, shown = kept(self._urls, url, self._parsed, url)
         with _as_httpx_errors():
             response = await self._session_get().request(
                 method,
                 target,
-                headers=self._merged(headers),
+                headers=kept(self._headers, tuple(headers.items()), self._merged, headers),
                 data=content or None,
                 allow_redirects=False,
                 timeout=self._stream_timeout if stream else self._timeout,

@@ -3,12 +3,14 @@ catalogue is an 11 MB body, about 400 KB gzipped."""
 
 from __future__ import annotations
 
+import gzip
 import json
 
 import openai
 import pytest
 
 from gateway.asgi_io import accepts_gzip
+from gateway.listing_bodies import ListingBodies
 from tests.conftest import route_for
 from tests.keys.conftest import Keys
 
@@ -95,8 +97,25 @@ def test_gzip_is_off_with_the_setting_at_0(big):
         (b"*;q=0", False),
         (b"*, gzip;q=0", False),
         (b"gzip;q=nonsense", False),
+        (b"gzip;q=0.5;level=9", True),
+        (b"gzip; level=9; q=0", False),
         (b"identity", False),
     ],
 )
 def test_accept_encoding_is_read_as_rfc_9110_says(value, expected):
     assert accepts_gzip(value) is expected
+
+
+async def test_catalogues_replaced_one_after_another_are_not_all_held():
+    # Discovery replaces the catalogue body; what was derived from the old ones must not pile up.
+    listings = ListingBodies(gzip_min_bytes=1, max_bytes=2 * 1024 * 1024)
+    catalogues = [
+        json.dumps({"data": [{"id": f"v{version}-{n}"} for n in range(20_000)]}).encode() for version in range(8)
+    ]
+
+    for catalogue in catalogues:
+        assert gzip.decompress(await listings.gzipped(catalogue)) == catalogue
+
+    assert listings.held_bytes <= 2 * 1024 * 1024
+    # The newest is still kept: asked again, it is the same object, not compressed anew.
+    assert await listings.gzipped(catalogues[-1]) is await listings.gzipped(catalogues[-1])
